@@ -1,0 +1,48 @@
+"""Plain-words explanations of the errors PyTorch raises in the lessons."""
+
+from dataclasses import dataclass
+
+# (fragment of PyTorch's message, what it means in plain words)
+EXPLANATIONS = [
+    ("does not require grad and does not have a grad_fn",
+     "Nothing the loss depends on requires grad, so no graph was recorded and there is "
+     "nothing for backward() to run through."),
+    ("Inference tensors cannot be saved for backward",
+     "A tensor made inside torch.inference_mode() was needed by a later recorded operation. "
+     "Inference tensors cannot be saved for backward; clone() it outside the mode first."),
+    ("modified by an inplace operation",
+     "A tensor that backward() needs was changed in place after it was saved (its version "
+     "counter moved). detach() shares that counter; use detach().clone() for a real copy."),
+    ("a leaf Variable that requires grad is being used in an in-place operation",
+     "A parameter that requires grad was updated in place while autograd was recording. "
+     "Wrap manual updates in torch.no_grad()."),
+    ("Trying to backward through the graph a second time",
+     "backward() frees the graph's saved tensors. A second backward through the same graph "
+     "needs retain_graph=True on the first, or a fresh forward pass."),
+    ("grad can be implicitly created only for scalar outputs",
+     "backward() on a tensor with more than one element needs a gradient argument."),
+    ("Inplace update to inference tensor outside InferenceMode",
+     "Inference tensors cannot be modified in place outside torch.inference_mode(). "
+     "clone() them first."),
+]
+
+
+@dataclass(frozen=True)
+class CaughtError:
+    """An error that real PyTorch raised during a step, kept as part of the lesson."""
+
+    kind: str
+    message: str
+    explanation: str
+
+    def __str__(self):
+        return f"{self.kind}: {self.message}\n-> {self.explanation}"
+
+
+def explain(error):
+    """Wrap an exception raised by PyTorch as a :class:`CaughtError`."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    for fragment, meaning in EXPLANATIONS:
+        if fragment in str(error):
+            return CaughtError(type(error).__name__, message, meaning)
+    return CaughtError(type(error).__name__, message, "PyTorch refused this combination.")

@@ -1,0 +1,57 @@
+"""Exercises with a ``check`` that says right or wrong, and why.
+
+A notebook's exercise calls ``check("key", answer)``; the expected answer is computed here (from
+PyTorch or the registry), so the notebook does not print it and the tests can verify it.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+EXERCISES = {}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str
+    expected: Callable[[], object]
+    why: str
+
+
+def exercise(key, why):
+    """Decorator: register ``function`` (no arguments) as the source of the expected answer."""
+    def wrap(function):
+        if key in EXERCISES:
+            raise ValueError(f"exercise {key!r} is registered twice")
+        EXERCISES[key] = Exercise(key, function, why)
+        return function
+    return wrap
+
+
+def same(answer, expected):
+    """Equality that also understands tensors, floats and collections of names."""
+    if isinstance(expected, torch.Tensor):
+        return isinstance(answer, torch.Tensor) and answer.shape == expected.shape and \
+            torch.allclose(answer, expected)
+    if isinstance(expected, float):
+        return isinstance(answer, (int, float)) and abs(answer - expected) <= 1e-6 * max(
+            1.0, abs(expected))
+    if isinstance(expected, (set, frozenset)):
+        return isinstance(answer, (set, frozenset, list, tuple)) and set(answer) == expected
+    return type(answer) is type(expected) and answer == expected
+
+
+def check(key, answer):
+    """Print whether ``answer`` is right for exercise ``key``, and why; return True if right."""
+    from . import mechanisms  # noqa: F401  (exercises live beside their mechanism)
+
+    if key not in EXERCISES:
+        raise ValueError(f"unknown exercise {key!r}; valid: {', '.join(sorted(EXERCISES))}")
+    item = EXERCISES[key]
+    if answer is Ellipsis:
+        print(f"[{key}] Not answered yet: replace ... with your answer and run the cell again.")
+        return False
+    right = same(answer, item.expected())
+    print(f"[{key}] {'Right.' if right else 'Not yet.'} {item.why}")
+    return right

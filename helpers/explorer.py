@@ -1,0 +1,79 @@
+"""The explorer: widget controls built from a mechanism's options, redrawing graph and table.
+
+Uses only ipywidgets API shared by 7.7 (Colab) and 8. Callbacks are plain methods, so tests
+drive an explorer by setting ``explorer.controls[name].value`` and reading ``.table.value``.
+"""
+
+from functools import lru_cache
+
+import ipywidgets as widgets
+
+from .graph import draw
+from .grad_table import grad_table
+from .registry import cached_outcome, get_mechanism
+
+BASELINE = "control"
+
+
+def control_for(option, value):
+    """A ToggleButtons (few choices) or Dropdown (many) for one option."""
+    choices = [(str(label), choice) for choice, label in option.choices.items()]
+    kind = widgets.ToggleButtons if len(choices) <= 4 else widgets.Dropdown
+    return kind(options=choices, value=value, description=option.name,
+                tooltip=option.description, style={"description_width": "initial"})
+
+
+@lru_cache(maxsize=None)
+def render(mechanism_name, options_items):
+    """(graph HTML, table HTML) for one option state; cached, so a repeat toggle is instant."""
+    outcome = cached_outcome(mechanism_name, options_items)
+    baseline = cached_outcome(BASELINE, ())
+    beside = None if outcome is baseline else baseline
+    return draw(outcome, beside=beside).html(), grad_table(outcome)._repr_html_()
+
+
+class Explorer(widgets.VBox):
+    """Controls for one mechanism above its gradient table and graph (beside the control's)."""
+
+    def __init__(self, mechanism, **initial):
+        self.mechanism = get_mechanism(mechanism)
+        values = self.mechanism.resolve(**initial)
+        self.controls = {o.name: control_for(o, values[o.name]) for o in self.mechanism.options}
+        self.table = widgets.HTML()
+        self.graph = widgets.HTML()
+        heading = widgets.HTML(f"<b>{self.mechanism.title}</b> &mdash; change a control; the "
+                               "table and the graph (right, beside the plain step) follow.")
+        super().__init__([heading, *self.controls.values(), self.table, self.graph])
+        self.add_class("gfl-explorer")
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.refresh()
+
+    @property
+    def options(self):
+        return {name: control.value for name, control in self.controls.items()}
+
+    def outcome(self):
+        """The outcome the explorer shows now."""
+        return cached_outcome(self.mechanism.name, tuple(self.options.items()))
+
+    def set(self, **values):
+        """Set controls as a learner would; each change redraws."""
+        for name, value in self.mechanism.resolve(**{**self.options, **values}).items():
+            self.controls[name].value = value
+
+    def refresh(self):
+        self.graph.value, self.table.value = render(self.mechanism.name,
+                                                    tuple(self.options.items()))
+
+    def _on_change(self, change):
+        self.refresh()
+
+    def __repr__(self):
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"Explorer({self.mechanism.name!r}{', ' if options else ''}{options})"
+
+
+def explore(mechanism, **initial):
+    """An :class:`Explorer` for ``mechanism``, starting at its defaults or ``initial``."""
+    return Explorer(mechanism, **initial)

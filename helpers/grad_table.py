@@ -1,0 +1,76 @@
+"""The gradient table: one row per parameter, ``None`` impossible to miss."""
+
+import html
+
+CSS = """<style>
+.gfl-table {border-collapse: collapse; font-family: monospace; font-size: 12px; margin: 4px 0}
+.gfl-table th, .gfl-table td {border: 1px solid #bbb; padding: 2px 8px; text-align: left}
+.gfl-table th {background: #f3f3f3}
+.gfl-none {background: #ffe0e0; color: #a00000; font-weight: bold}
+.gfl-zeros {background: #fff3cd}
+.gfl-error {border-left: 4px solid #c00; background: #fff0f0; padding: 4px 8px;
+            font-family: sans-serif; font-size: 13px; margin: 4px 0}
+</style>"""
+
+
+def _cell_class(column, value):
+    if column == "grad" or column.startswith("grad "):
+        return {"None": "gfl-none", "zeros": "gfl-zeros"}.get(value.split(" ")[0], "")
+    return ""
+
+
+class Table:
+    """Rows of text cells with HTML and plain-text views; ``None`` grads are highlighted."""
+
+    def __init__(self, columns, rows, caption="", notes=()):
+        self.columns = list(columns)
+        self.rows = [[str(cell) for cell in row] for row in rows]
+        self.caption = caption
+        self.notes = list(notes)
+
+    def column(self, name):
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+    def _repr_html_(self):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = ""
+        for row in self.rows:
+            cells = ""
+            for column, value in zip(self.columns, row):
+                css = _cell_class(column, value)
+                attr = f' class="{css}"' if css else ""
+                cells += f"<td{attr}>{html.escape(value)}</td>"
+            body += f"<tr>{cells}</tr>"
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        notes = "".join(f'<div class="gfl-error">{html.escape(n)}</div>' for n in self.notes)
+        return (f'{CSS}<table class="gfl-table">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>{notes}")
+
+    def __repr__(self):
+        widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+                  for i, c in enumerate(self.columns)]
+        line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip()
+        lines = ([self.caption] if self.caption else []) + [line(self.columns)]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += [line(row) for row in self.rows]
+        lines += self.notes
+        return "\n".join(lines)
+
+
+def format_norm(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+def grad_table(outcome):
+    """The per-parameter table of one :class:`~helpers.outcome.Outcome`."""
+    extra = []
+    for p in outcome.params.values():
+        extra += [c for c in p.extra if c not in extra]
+    columns = ["parameter", "requires_grad", *extra, "grad", "grad norm", "changed by step"]
+    rows = []
+    for p in outcome.params.values():
+        rows.append([p.name, p.requires_grad, *(p.extra.get(c, "") for c in extra), p.grad,
+                     format_norm(p.grad_norm), "yes" if p.changed else "no"])
+    notes = [f"PyTorch raised {outcome.error}"] if outcome.error else []
+    return Table(columns, rows, notes=notes)

@@ -1,0 +1,98 @@
+"""What one training step did to each parameter of the toy network."""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import CaughtError, explain
+from .toy import PARAM_NAMES, toy_batch, toy_loss, toy_net
+
+
+@dataclass(frozen=True)
+class ParamOutcome:
+    """The state of one parameter after a step."""
+
+    name: str
+    requires_grad: bool
+    grad: str  # "None", "zeros" or "values"
+    grad_norm: float | None
+    changed: bool
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """Everything a view needs about one step: per-parameter results, the loss, the error."""
+
+    mechanism: str
+    options: dict
+    params: dict  # name -> ParamOutcome
+    loss: torch.Tensor | None
+    error: CaughtError | None
+    tensors: dict  # name -> the parameter tensor, to label graph nodes
+
+    def grads_none(self):
+        """Names of the parameters whose ``.grad`` is ``None`` after the step."""
+        return [name for name, p in self.params.items() if p.grad == "None"]
+
+    def __repr__(self):
+        from .grad_table import grad_table
+
+        return repr(grad_table(self))
+
+
+def grad_state(grad):
+    """``"None"``, ``"zeros"`` or ``"values"`` for a ``.grad`` attribute."""
+    if grad is None:
+        return "None"
+    return "zeros" if not torch.any(grad) else "values"
+
+
+class StepContext:
+    """A fresh toy net and batch for one step; a mechanism fills in ``loss`` and notes."""
+
+    def __init__(self):
+        self.net = toy_net()
+        self.x, self.y = toy_batch()
+        self.loss = None
+        self.notes = {name: {} for name in PARAM_NAMES}
+
+    def loss_of(self, output):
+        """The toy loss of ``output``; remembered so the graph can be drawn."""
+        self.loss = toy_loss(output, self.y)
+        return self.loss
+
+    def note(self, column, values):
+        """Add an extra table column: ``values`` maps parameter name to text."""
+        for name, value in values.items():
+            self.notes[name][column] = value
+
+    def note_grads(self, column):
+        """Record each parameter's grad state now, as an extra column."""
+        self.note(column, {n: grad_state(p.grad) for n, p in self.net.named_parameters()})
+
+
+def run_step(mechanism, options, body):
+    """Run ``body(ctx, **options)`` on a fresh toy net and describe what happened.
+
+    An error PyTorch raises is part of the lesson: it is caught and explained, not re-raised.
+    """
+    ctx = StepContext()
+    before = {n: p.detach().clone() for n, p in ctx.net.named_parameters()}
+    error = None
+    try:
+        body(ctx, **options)
+    except RuntimeError as exc:
+        error = explain(exc)
+    params = {}
+    for name, p in ctx.net.named_parameters():
+        params[name] = ParamOutcome(
+            name=name,
+            requires_grad=p.requires_grad,
+            grad=grad_state(p.grad),
+            grad_norm=None if p.grad is None else float(p.grad.norm()),
+            changed=not torch.equal(before[name], p.detach()),
+            extra=dict(ctx.notes[name]),
+        )
+    return Outcome(mechanism, dict(options), params, ctx.loss, error,
+                   dict(ctx.net.named_parameters()))
