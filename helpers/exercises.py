@@ -42,16 +42,29 @@ def same(answer, expected):
     return type(answer) is type(expected) and answer == expected
 
 
+class Verdict:
+    """The result of a check: true when right; shown as the sentence that explains it."""
+
+    def __init__(self, right, message):
+        self.right = right
+        self.message = message
+
+    def __bool__(self):
+        return self.right
+
+    def __repr__(self):
+        return self.message
+
+
 def check(key, answer):
-    """Print whether ``answer`` is right for exercise ``key``, and why; return True if right."""
+    """Whether ``answer`` is right for exercise ``key``, and why (a :class:`Verdict`)."""
     from . import mechanisms  # noqa: F401  (exercises live beside their mechanism)
 
     if key not in EXERCISES:
         raise ValueError(f"unknown exercise {key!r}; valid: {', '.join(sorted(EXERCISES))}")
     item = EXERCISES[key]
     if answer is Ellipsis:
-        print(f"[{key}] Not answered yet: replace ... with your answer and run the cell again.")
-        return False
+        return Verdict(False, f"[{key}] Not answered yet: replace ... with your answer and run "
+                              "the cell again.")
     right = same(answer, item.expected())
-    print(f"[{key}] {'Right.' if right else 'Not yet.'} {item.why}")
-    return right
+    return Verdict(right, f"[{key}] {'Right.' if right else 'Not yet.'} {item.why}")

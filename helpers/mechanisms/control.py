@@ -2,8 +2,9 @@
 
 import torch
 
+from ..exercises import exercise
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE
+from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
 
 def plain_step(ctx, optimizer_step="yes", input_grad="no"):
@@ -29,3 +30,21 @@ CONTROL = register(Mechanism(
     notebook="00_start_here",
     summary="Every parameter requires grad, gets a gradient and moves.",
 ))
+
+
+@exercise("00.1", why="A gradient has its parameter's shape: l1 maps 4 inputs to 3 units, so "
+          "l1.weight and its grad are (3, 4).")
+def _l1_weight_grad_shape():
+    net = toy_net()
+    x, y = toy_batch()
+    toy_loss(net(x), y).backward()
+    return tuple(net.l1.weight.grad.shape)
+
+
+@exercise("00.2", why="In the plain step every parameter requires grad and the loss depends on "
+          "all of them, so none is left None.")
+def _grads_none_in_plain_step():
+    net = toy_net()
+    x, y = toy_batch()
+    toy_loss(net(x), y).backward()
+    return {name for name, p in net.named_parameters() if p.grad is None}

@@ -1,0 +1,44 @@
+"""Shared test policy.
+
+A test that needs a system tool (Graphviz ``dot``, ``chromium``) calls ``require_tool(name)``
+(or uses the ``require_tool`` fixture). On a developer machine a missing tool skips the test
+with the install command; under CI (``CI`` set to true/1/yes) it fails instead, so that a CI
+that lost a tool can never pass by skipping.
+"""
+
+import os
+import shutil
+
+import pytest
+
+# Debian package that provides each tool; `make system-deps` installs them.
+DEBIAN_PACKAGE = {"dot": "graphviz", "chromium": "chromium"}
+
+
+def in_ci():
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_tool(name):
+    """Path of system tool ``name``; skip the test if missing (fail under CI)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    package = DEBIAN_PACKAGE.get(name, name)
+    message = (f"system tool `{name}` not found: run `make system-deps` "
+               f"(or `sudo apt-get install -y {package}`)")
+    if in_ci():
+        pytest.fail(f"{message}. CI=true, so a missing tool fails instead of skipping.",
+                    pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(name="require_tool")
+def require_tool_fixture():
+    """The ``require_tool`` function, for tests that prefer a fixture."""
+    return require_tool
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes minutes the first time (builds a venv); still run by make test")
