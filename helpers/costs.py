@@ -62,6 +62,26 @@ def median_seconds(function, repeats=7, warmup=2):
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+def interleaved_seconds(functions, repeats=7, warmup=2):
+    """Like :func:`median_seconds` for several functions, timed in turns to compare them.
+
+    ``functions`` maps a name to a no-argument function. Each round runs every function once, in
+    order, so a change in machine load during the measurement hits all of them alike; timing
+    one function fully before the other would not. Returns name -> {"median", "min", "max"}.
+    """
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: {"median": statistics.median(t), "min": min(t), "max": max(t)}
+            for name, t in times.items()}
+
+
 def larger_mlp(width=1024, depth=4, seed=0):
     """A bigger Linear/ReLU stack for cost measurements (the toy net is too small to time)."""
     torch.manual_seed(seed)
@@ -69,3 +89,52 @@ def larger_mlp(width=1024, depth=4, seed=0):
     for _ in range(depth):
         layers += [nn.Linear(width, width), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(width, 1))
+
+
+def peak_memory_bytes(function, *args):
+    """Peak bytes PyTorch's CPU allocator holds while ``function(*args)`` runs, above the start.
+
+    CPU has no ``torch.cuda.max_memory_allocated``; this uses the profiler instead
+    (``torch.autograd.profiler.profile(profile_memory=True)``), which records every allocation
+    and free of the CPU allocator with its size. The running sum of those events, in time order,
+    is the memory held beyond what existed when ``function`` started; its maximum is returned.
+    It counts tensor storage only: not Python objects, not the process's RSS, and not memory a
+    library (MKL, oneDNN) allocates on its own. Sizes do not depend on timing, so for a given
+    function and inputs the result is deterministic. ``function``'s return value is dropped
+    inside the measured window, so it counts towards the peak but not after.
+    The profiler's own start/stop lines (kineto writes them to file descriptor 2) are silenced.
+    """
+    from torch.autograd.profiler import profile
+
+    with _quiet_stderr_fd(), profile(profile_memory=True) as prof:
+        function(*args)
+    cpu = torch._C._autograd.DeviceType.CPU
+    events = sorted((e for e in prof.kineto_results.events()
+                     if e.name() == "[memory]" and e.device_type() == cpu),
+                    key=lambda e: e.start_ns())
+    held = peak = 0
+    for event in events:
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
+class _quiet_stderr_fd:
+    """Send file descriptor 2 to /dev/null for a moment (C++ log lines bypass sys.stderr)."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False

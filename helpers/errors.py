@@ -24,6 +24,10 @@ EXPLANATIONS = [
     ("Inplace update to inference tensor outside InferenceMode",
      "Inference tensors cannot be modified in place outside torch.inference_mode(). "
      "clone() them first."),
+    ("post accumulate grad hooks should return None",
+     "A register_post_accumulate_grad_hook function edits p.grad in place and must return "
+     "None. A lambda like `lambda p: p.grad.mul_(0.5)` returns the tensor mul_ gives back; "
+     "write a def without a return."),
 ]
 
 

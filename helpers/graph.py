@@ -106,7 +106,21 @@ def _size_text(tensor):
 
 def diagram(outcome, title=""):
     """The :class:`Diagram` of ``outcome``'s loss, parameters styled by their grad state."""
-    tensors = outcome.tensors
+    states = {name: p.grad for name, p in outcome.params.items()}
+    note = outcome.error.kind if outcome.error else "no loss"
+    return loss_diagram(outcome.loss, outcome.tensors, states, title, note)
+
+
+def loss_diagram(loss, tensors, states=None, title="", note="no loss"):
+    """The :class:`Diagram` of any ``loss`` with named parameter ``tensors``.
+
+    ``states`` maps a name to "None"/"zeros"/"values"; by default each tensor's current
+    ``.grad`` decides. Parameters the graph never reaches are added, marked "not in graph".
+    """
+    from .outcome import grad_state
+
+    if states is None:
+        states = {name: grad_state(t.grad) for name, t in tensors.items()}
     nodes, edges, names = [], [], {}
 
     def stable(raw):
@@ -115,16 +129,13 @@ def diagram(outcome, title=""):
         return names[raw]
 
     drawn = set()
-    if outcome.loss is None:
-        message = outcome.error.kind if outcome.error else "no loss"
-        nodes.append(Node("n0", f"no loss was computed\n({message})", STYLE_NOTE))
-        names["none"] = "n0"
+    if loss is None:
+        nodes.append(Node(stable("none"), f"no loss was computed\n({note})", STYLE_NOTE))
     else:
         torchviz = import_torchviz()
-        params = {**tensors, "loss": outcome.loss}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            dot = torchviz.make_dot(outcome.loss, params=params)
+            dot = torchviz.make_dot(loss, params={**tensors, "loss": loss})
         id_to_param = {str(id(t)): n for n, t in tensors.items()}
         for statement in dot.body:
             match = _STATEMENT.match(statement)
@@ -140,23 +151,21 @@ def diagram(outcome, title=""):
             if first in id_to_param:
                 param = id_to_param[first]
                 drawn.add(param)
-                nodes.append(_param_node(name, outcome, param, in_graph=True))
+                nodes.append(_param_node(name, param, tensors[param], states[param], True))
             elif label.startswith("loss\n"):
                 nodes.append(Node(name, "loss " + label.split("\n", 1)[1].strip(), STYLE_LOSS))
             elif fill == "lightblue":
                 nodes.append(Node(name, "leaf tensor " + label.strip(), STYLE_GRAD))
             else:
                 nodes.append(Node(name, label.strip(), 'fillcolor="#e8e8e8"'))
-    for param in tensors:
+    for param, tensor in tensors.items():
         if param not in drawn:
-            nodes.append(_param_node(f"n{len(names)}", outcome, param, in_graph=False))
-            names[param] = f"n{len(names)}"
+            nodes.append(_param_node(stable(param), param, tensor, states[param], False))
     return Diagram(tuple(nodes), tuple(edges), title)
 
 
-def _param_node(name, outcome, param, in_graph):
-    state = outcome.params[param].grad
-    label = f"{param} {_size_text(outcome.tensors[param])}\ngrad: {state}"
+def _param_node(name, param, tensor, state, in_graph):
+    label = f"{param} {_size_text(tensor)}\ngrad: {state}"
     if not in_graph:
         label += "\n(not in graph)"
     return Node(name, label, STYLE_NONE if state == "None" else STYLE_GRAD)
@@ -220,6 +229,11 @@ def describe_options(outcome):
     """``name: a=1, b=2``, the title of an outcome's graph."""
     options = ", ".join(f"{k}={v}" for k, v in outcome.options.items())
     return f"{outcome.mechanism}: {options}" if options else outcome.mechanism
+
+
+def draw_loss(loss, named_parameters, title=""):
+    """The graph of any ``loss``, its parameters (name -> tensor) styled by their ``.grad``."""
+    return GraphView([loss_diagram(loss, dict(named_parameters), title=title)])
 
 
 def draw(outcome, beside=None):

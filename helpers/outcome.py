@@ -56,6 +56,11 @@ class StepContext:
         self.x, self.y = toy_batch()
         self.loss = None
         self.notes = {name: {} for name in PARAM_NAMES}
+        self.start_measuring()
+
+    def start_measuring(self):
+        """Measure "changed by step" from now on (a mechanism calls it after warm-up steps)."""
+        self.before = {n: p.detach().clone() for n, p in self.net.named_parameters()}
 
     def loss_of(self, output):
         """The toy loss of ``output``; remembered so the graph can be drawn."""
@@ -78,7 +83,6 @@ def run_step(mechanism, options, body):
     An error PyTorch raises is part of the lesson: it is caught and explained, not re-raised.
     """
     ctx = StepContext()
-    before = {n: p.detach().clone() for n, p in ctx.net.named_parameters()}
     error = None
     try:
         body(ctx, **options)
@@ -91,7 +95,7 @@ def run_step(mechanism, options, body):
             requires_grad=p.requires_grad,
             grad=grad_state(p.grad),
             grad_norm=None if p.grad is None else float(p.grad.norm()),
-            changed=not torch.equal(before[name], p.detach()),
+            changed=not torch.equal(ctx.before[name], p.detach()),
             extra=dict(ctx.notes[name]),
         )
     return Outcome(mechanism, dict(options), params, ctx.loss, error,

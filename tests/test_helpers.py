@@ -150,7 +150,8 @@ def test_graph_nodes_have_stable_names_and_none_params_look_different():
     assert "dashed" not in grad_lines[0]
 
 
-def test_same_step_renders_byte_identical_svg_in_fresh_processes(require_dot):
+def test_same_step_renders_byte_identical_svg_in_fresh_processes(require_tool):
+    require_tool("dot")
     code = """
         import hashlib, helpers
         view = helpers.draw(helpers.run("control", input_grad="yes"), beside=helpers.run("control"))
@@ -160,7 +161,8 @@ def test_same_step_renders_byte_identical_svg_in_fresh_processes(require_dot):
     assert first == second and len(first.strip()) == 64
 
 
-def test_svg_shows_both_graphs_side_by_side(require_dot):
+def test_svg_shows_both_graphs_side_by_side(require_tool):
+    require_tool("dot")
     svg = draw(helpers.run("control", input_grad="yes"), beside=helpers.run("control")).svg
     assert svg.startswith("<svg") and svg.count('class="cluster"') == 2
     assert "input_grad=yes" in svg and "input_grad=no" in svg
@@ -200,7 +202,8 @@ def test_torchviz_import_failure_says_to_install_setuptools():
     assert "Python 3.12" in out and "pip install setuptools" in out
 
 
-def test_explorer_controls_come_from_the_registry_and_redraw(require_dot):
+def test_explorer_controls_come_from_the_registry_and_redraw(require_tool):
+    require_tool("dot")
     explorer = helpers.explore("control")
     mechanism = helpers.get_mechanism("control")
     assert list(explorer.controls) == [o.name for o in mechanism.options]

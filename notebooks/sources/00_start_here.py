@@ -48,7 +48,7 @@ import torch
 
 import helpers
 
-torch.manual_seed(0);
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The shared toy network

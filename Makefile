@@ -1,0 +1,49 @@
+# Gradient Flow Lab: `make lab` to learn, `make test` to check everything. `make help` lists all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.requirements-stamp
+NB     ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+PYTEST_ARGS ?=
+
+.PHONY: help lab test notebooks system-deps venv clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  make notebooks NB=00_start_here   rebuild one notebook"
+
+system-deps: ## Install Graphviz, Chromium and python3-venv if missing (root), else say how
+	@PYTHON=$(PYTHON) tools/system_deps.sh
+
+$(BIN)/python: | system-deps
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and \
+	  "Python >= 3.11 is needed (numpy 2.4, matplotlib 3.11); found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --no-input -r requirements.txt
+	@touch $@
+
+venv: $(STAMP) ## Create .venv and install requirements.txt (only when changed)
+
+lab: venv system-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_start_here.ipynb
+
+# --dist loadfile: all cells of one notebook run in one worker (one kernel), in order.
+# pytest exit 5 = no tests collected: reported loudly, but not a failure.
+test: venv system-deps ## Run every test: unit tests and strict nbval over notebooks/*.ipynb
+	$(BIN)/python -m pytest -n 2 --dist loadfile \
+	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  tests notebooks $(PYTEST_ARGS) \
+	  || { s=$$?; [ $$s -eq 5 ] || exit $$s; echo "make test: NO TESTS WERE COLLECTED (pytest exit 5)" >&2; }
+
+notebooks: venv system-deps ## Rebuild notebooks/*.ipynb from notebooks/sources/*.py, executed
+	$(BIN)/python tools/build_notebooks.py $(NB)
+
+clean: ## Remove .venv and build/ (the Binder test venv)
+	rm -rf $(VENV) build

@@ -1,0 +1,86 @@
+"""detach: cut the autograd graph at one point of the forward pass (notebook 03_detach).
+
+``t.detach()`` returns a tensor that shares ``t``'s storage and version counter but has no
+autograd history, so backward stops there: everything computed before the cut gets no gradient.
+"""
+
+import torch
+
+from ..exercises import exercise
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+
+CUTS = {"none": "nowhere", "l1": "after L1", "l2": "after L2"}
+
+
+def forward_cut(net, x, where="none"):
+    """The toy net's forward pass, with ``.detach()`` applied after layer ``where``.
+
+    ``where`` is ``"none"`` (a plain forward), ``"l1"`` (detach L1's output, before the ReLU)
+    or ``"l2"`` (detach the network's output, so the loss depends on nothing that requires grad).
+    """
+    if where not in CUTS:
+        raise ValueError(f"where must be one of {list(CUTS)}, not {where!r}")
+    hidden = net.l1(x)
+    if where == "l1":
+        hidden = hidden.detach()
+    out = net.l2(torch.relu(hidden))
+    if where == "l2":
+        out = out.detach()
+    return out
+
+
+def detach_step(ctx, cut="none"):
+    """zero_grad, a forward pass cut at ``cut``, backward, step."""
+    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
+    optimizer.zero_grad()
+    loss = ctx.loss_of(forward_cut(ctx.net, ctx.x, cut))
+    loss.backward()
+    optimizer.step()
+
+
+DETACH = register(Mechanism(
+    name="detach",
+    title="Cutting the graph with .detach()",
+    step=detach_step,
+    options=(
+        Option("cut", CUTS, "l1", "Where the forward pass calls .detach()"),
+    ),
+    notebook="03_detach",
+    summary="Layers before the cut get no gradient (grad None); layers after it train as usual. "
+            "Cutting after the last layer leaves nothing to differentiate: backward raises.",
+))
+
+
+# --- Exercises of notebook 03_detach -------------------------------------------------------
+
+@exercise("03.1", why="The cut is after L1, so backward never reaches l1.weight or l1.bias: "
+                      "their .grad stays None. L2 sits after the cut and gets its gradient.")
+def cut_after_l1_none():
+    net = toy_net()
+    x, y = toy_batch()
+    hidden = net.l1(x).detach()
+    toy_loss(net.l2(torch.relu(hidden)), y).backward()
+    return {name for name, p in net.named_parameters() if p.grad is None}
+
+
+@exercise("03.2", why="The target must be a constant: target = y + 0.5 * net(x).detach(). "
+                      "Without detach() the gradient also flows through the target and "
+                      "l2.bias.grad comes out different (half the size here).")
+def bootstrapped_target_grad():
+    net = toy_net()
+    x, y = toy_batch()
+    target = y + 0.5 * net(x).detach()
+    toy_loss(net(x), target).backward()
+    return net.l2.bias.grad.clone()
+
+
+@exercise("03.3", why="w.data.mul_(10) changed w after w * w saved it, and .data skips the "
+                      "version check: backward used the new w and returned 2 * (10 * w), "
+                      "ten times the true gradient 2 * w, without any error.")
+def data_trap_grad():
+    w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    loss = (w * w).sum()
+    w.data.mul_(10)
+    loss.backward()
+    return w.grad.clone()

@@ -1,0 +1,176 @@
+"""inference_mode: run part of the forward under ``torch.inference_mode()``, then try to train.
+
+``torch.inference_mode()`` is ``no_grad`` plus one thing: the tensors it creates are *inference
+tensors* (no version counter, no view tracking). Outside the mode they can be read, but a recorded
+op cannot save them for backward, and they cannot be edited in place. The step below shows where
+that bites: L1's output made in inference mode is refused by L2's forward, unless it is cloned.
+Taught in notebooks/05_inference_mode.ipynb.
+"""
+
+import contextlib
+import statistics
+import time
+
+import torch
+
+from ..costs import median_seconds, peak_memory_bytes, saved_tensor_bytes
+from ..exercises import exercise
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_net
+
+PARTS = {"none": "nothing", "l1": "L1 + ReLU", "all": "the whole forward"}
+
+
+def hidden(net, x):
+    """The first half of the toy net: L1 then ReLU."""
+    return torch.relu(net.l1(x))
+
+
+def first_half(net, x, part):
+    """L1 + ReLU, under ``torch.inference_mode()`` when ``part`` is ``"l1"``."""
+    if part == "l1":
+        with torch.inference_mode():
+            return hidden(net, x)
+    return hidden(net, x)
+
+
+def forward_with_inference(net, x, part="l1", clone="no"):
+    """The toy forward with ``part`` of it under inference mode.
+
+    ``part``: ``"none"``, ``"l1"`` (L1 + ReLU) or ``"all"``. ``clone="yes"`` clones the tensor
+    that part produced, outside the mode, before it is used: the clone is a normal tensor.
+    With ``part="l1"`` and no clone, L2's forward raises "Inference tensors cannot be saved for
+    backward": ``l2`` must save its input to compute its weight's gradient.
+    """
+    if part == "all":
+        with torch.inference_mode():
+            out = net(x)
+        return out.clone() if clone == "yes" else out
+    h = first_half(net, x, part)
+    if clone == "yes":
+        h = h.clone()
+    return net.l2(h)
+
+
+def inference_step(ctx, part="l1", clone="no"):
+    """zero_grad, forward (part of it in inference mode), loss, backward, step."""
+    ctx.note("in inference_mode", {
+        name: "yes" if part == "all" or (part == "l1" and name.startswith("l1.")) else "no"
+        for name in PARAM_NAMES})
+    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
+    optimizer.zero_grad()
+    out = forward_with_inference(ctx.net, ctx.x, part, clone)
+    ctx.loss_of(out).backward()
+    optimizer.step()
+
+
+INFERENCE_MODE = register(Mechanism(
+    name="inference_mode",
+    title="torch.inference_mode() inside a training step",
+    step=inference_step,
+    options=(
+        Option("part", PARTS, "l1",
+               "Which part of the forward runs under torch.inference_mode()?"),
+        Option("clone", {"no": "use it as is", "yes": ".clone() it first"}, "no",
+               "Clone the tensor made in inference mode (outside the mode) before using it?"),
+    ),
+    notebook="05_inference_mode",
+    summary="Tensors made in inference mode cannot be saved for backward: L2's forward refuses "
+            "L1's inference output unless it is cloned; then only L2 learns.",
+))
+
+
+# --- costs: grad mode, no_grad and inference_mode on the same forward -----------------------
+
+MODES = {
+    "grad mode": contextlib.nullcontext,
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+}
+
+
+def forward_in(mode, net, x, times=1):
+    """A function that runs ``net(x)`` ``times`` times under ``mode`` (a key of MODES)."""
+    context = MODES[mode]
+
+    def run():
+        with context():
+            for _ in range(times):
+                net(x)
+    return run
+
+
+def memory_by_mode(net, x):
+    """Per mode, for one forward: bytes autograd saves for backward beyond the weights
+    (``saved``), and the peak bytes the forward allocates (``peak``). Both deterministic."""
+    return {mode: {"saved": saved_tensor_bytes(forward_in(mode, net, x), exclude=net),
+                   "peak": peak_memory_bytes(forward_in(mode, net, x))}
+            for mode in MODES}
+
+
+def time_ratios(net, x, times=1, repeats=3, rounds=9):
+    """Time of ``times`` forwards per mode, as a ratio to ``no_grad``: a median of medians.
+
+    Each round times every mode in turn (a median of ``repeats`` runs each), the order rotating
+    from round to round, and divides by that round's ``no_grad`` time, so a burst of load on a
+    shared machine hits the modes of a round alike; the median over ``rounds`` rounds is
+    returned. Still: it varies.
+    """
+    per_round = {mode: [] for mode in MODES}
+    order = list(MODES)
+    for index in range(rounds):
+        turn = order[index % len(order):] + order[:index % len(order)]  # rotate: no mode
+        seconds = {mode: median_seconds(forward_in(mode, net, x, times), repeats=repeats,
+                                        warmup=1)["median"] for mode in turn}  # always first
+        for mode in MODES:
+            per_round[mode].append(seconds[mode] / seconds["no_grad"])
+    return {mode: statistics.median(ratios) for mode, ratios in per_round.items()}
+
+
+def microseconds_per_forward(net, x, times=200):
+    """Rough wall time of one forward of ``net`` in grad mode, in microseconds (varies)."""
+    start = time.perf_counter()
+    forward_in("grad mode", net, x, times)()
+    return (time.perf_counter() - start) / times * 1e6
+
+
+# --- exercises -------------------------------------------------------------------------------
+
+@exercise("05.1", why="Only ops run inside the mode make inference tensors: a clone made "
+                      "outside is a normal tensor, a clone made inside is another inference "
+                      "tensor.")
+def _clone_outside_inside():
+    with torch.inference_mode():
+        t = torch.ones(3)
+        inside = t.clone()
+    outside = t.clone()
+    return (outside.is_inference(), inside.is_inference())
+
+
+@exercise("05.2", why="enable_grad() flips torch.is_grad_enabled() back to True, but "
+                      "inference mode still records nothing: the result has no grad_fn. "
+                      "Use torch.inference_mode(False) to record again.")
+def _enable_grad_inside():
+    w = torch.ones(3, requires_grad=True)
+    with torch.inference_mode(), torch.enable_grad():
+        return (w * 2).requires_grad
+
+
+@exercise("05.3", why="A Linear layer saves its input to compute its weight's gradient, so "
+                      "it refuses an inference tensor (a); detach() of an inference tensor is "
+                      "still an inference tensor (c); clone() outside the mode is a normal "
+                      "tensor (b).")
+def _train_head_on_cached_features():
+    net = toy_net()
+    x, _ = toy_batch()
+    with torch.inference_mode():
+        features = hidden(net, x)
+    works = set()
+    for letter, use in (("a", lambda f: f), ("b", lambda f: f.clone()),
+                        ("c", lambda f: f.detach())):
+        try:
+            net.l2(use(features)).sum().backward()
+            works.add(letter)
+        except RuntimeError:
+            pass
+    return works

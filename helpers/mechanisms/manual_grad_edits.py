@@ -1,0 +1,294 @@
+"""manual_grad_edits: change ``.grad`` between ``backward()`` and ``step()``.
+
+Six edits (none, zero, set to None, scale, clip by norm, mask) on one layer or both, done in one
+of three ways:
+
+- ``direct``: after ``backward()``, before ``step()``, on ``p.grad`` itself;
+- ``hook``: ``Tensor.register_hook``, which sees the *incoming* gradient before it is added to
+  ``.grad`` and may return a replacement (returning ``None`` keeps it unchanged);
+- ``post_hook``: ``register_post_accumulate_grad_hook``, which runs after ``.grad`` is updated
+  and edits ``p.grad`` in place (it must return ``None``).
+
+Every combination is defined; none raises. Two cannot mean the same thing through a hook, and
+the outcome says so in its ``edit`` column:
+
+- "set to None" through ``register_hook``: a hook cannot remove ``.grad``. The hook returns
+  ``None``, which PyTorch reads as "keep the gradient": ``.grad`` gets its values.
+- "clip by norm" through either hook: a hook sees one tensor, so it clips each tensor to
+  ``MAX_NORM`` on its own. The direct edit clips the chosen layers' gradients together
+  (``clip_grad_norm_``), which is what training loops do.
+
+Options are one edit plus the layer it applies to (l1, l2 or both), not one edit per layer:
+an edit on one layer's parameters never changes another layer's gradients, so a separate edit
+per layer (6 x 6 x 3 = 108 combinations) would only repeat the 54 rows here in every mix.
+
+Introduced in notebook 07_manual_grad_edits.
+"""
+
+import torch
+from torch import nn
+
+from ..exercises import exercise
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+
+SCALE = 0.5
+MAX_NORM = 0.25
+EDITS = {"none": "no edit", "zero": "zero_()", "set_none": "set to None",
+         "scale": f"scale by {SCALE}", "clip": f"clip norm to {MAX_NORM}",
+         "mask": "mask column 0"}
+LAYERS = {"l1": "l1", "l2": "l2", "both": "both layers"}
+HOWS = {"direct": "directly after backward()", "hook": "Tensor.register_hook",
+        "post_hook": "register_post_accumulate_grad_hook"}
+
+
+def edited_params(net, layer):
+    """``{name: parameter}`` of the layer(s) the edit applies to."""
+    chosen = ("l1", "l2") if layer == "both" else (layer,)
+    return {n: p for n, p in net.named_parameters() if n.split(".")[0] in chosen}
+
+
+def column0_mask(tensor):
+    """Ones, with zeros in column 0 of a weight (what input feature / unit 0 feeds in).
+
+    A bias reads no input, so its mask is all ones: masking leaves a bias gradient alone.
+    """
+    mask = torch.ones_like(tensor)
+    if tensor.dim() == 2:
+        mask[:, 0] = 0
+    return mask
+
+
+def clip_tensor(grad, max_norm=MAX_NORM):
+    """``grad`` scaled down to norm ``max_norm`` if it is larger (clip_grad_norm_'s formula)."""
+    return grad * torch.clamp(max_norm / (grad.norm() + 1e-6), max=1.0)
+
+
+def describe(edit, how, name, layer="both"):
+    """What the edit does to parameter ``name``, as the code a learner would write."""
+    weight = name.endswith("weight")
+    if edit == "none":
+        return "-"
+    if edit == "mask" and not weight:
+        return "bias: no column 0, kept"
+    if how == "direct":
+        return {"zero": "p.grad.zero_()", "set_none": "p.grad = None",
+                "scale": f"p.grad.mul_({SCALE})",
+                "clip": f"clip_grad_norm_({'net' if layer == 'both' else layer}, {MAX_NORM})",
+                "mask": "p.grad[:, 0] = 0"}[edit]
+    if how == "hook":
+        return {"zero": "hook returns zeros", "set_none": "hook returns None: grad kept",
+                "scale": f"hook returns g * {SCALE}",
+                "clip": f"hook clips this tensor to {MAX_NORM}",
+                "mask": "hook returns g * mask"}[edit]
+    return {"zero": "post-hook: p.grad.zero_()", "set_none": "post-hook: p.grad = None",
+            "scale": f"post-hook: p.grad.mul_({SCALE})",
+            "clip": f"post-hook: clip_grad_norm_(p, {MAX_NORM})",
+            "mask": "post-hook: p.grad.mul_(mask)"}[edit]
+
+
+def edit_grads_directly(params, edit):
+    """The edit on ``p.grad`` of ``params`` (a dict), run between backward() and step()."""
+    if edit == "clip":
+        nn.utils.clip_grad_norm_(params.values(), MAX_NORM)
+        return
+    for p in params.values():
+        if p.grad is None:
+            continue
+        if edit == "zero":
+            p.grad.zero_()
+        elif edit == "set_none":
+            p.grad = None
+        elif edit == "scale":
+            p.grad.mul_(SCALE)
+        elif edit == "mask":
+            p.grad.mul_(column0_mask(p.grad))
+
+
+def tensor_hook(edit, seen=None):
+    """A ``Tensor.register_hook`` function doing ``edit`` to the incoming gradient.
+
+    It returns the replacement gradient, or ``None`` to keep the gradient as it is: that is
+    all a tensor hook can do, so "set to None" keeps the gradient. ``seen`` (a list) collects
+    each incoming gradient.
+    """
+    def hook(grad):
+        if seen is not None:
+            seen.append(grad.clone())
+        if edit == "zero":
+            return torch.zeros_like(grad)
+        if edit == "scale":
+            return grad * SCALE
+        if edit == "clip":
+            return clip_tensor(grad)
+        if edit == "mask":
+            return grad * column0_mask(grad)
+        return None  # "none" and "set_none": PyTorch keeps the gradient unchanged
+    return hook
+
+
+def post_accumulate_hook(edit, seen=None):
+    """A ``register_post_accumulate_grad_hook`` function doing ``edit`` to ``p.grad``.
+
+    It runs after ``p.grad`` is updated, edits it in place (or sets it to ``None``) and returns
+    ``None``, as PyTorch requires. ``seen`` (a list) collects ``p.grad`` as the hook found it.
+    """
+    def hook(p):
+        if seen is not None:
+            seen.append(p.grad.clone())
+        if edit == "zero":
+            p.grad.zero_()
+        elif edit == "set_none":
+            p.grad = None
+        elif edit == "scale":
+            p.grad.mul_(SCALE)
+        elif edit == "clip":
+            nn.utils.clip_grad_norm_(p, MAX_NORM)
+        elif edit == "mask":
+            p.grad.mul_(column0_mask(p.grad))
+    return hook
+
+
+def install_hooks(params, edit, how, seen=None):
+    """Register the edit as hooks on ``params``; returns the handles (``.remove()`` them).
+
+    ``seen`` maps parameter name to a list collecting the gradient each hook found.
+    """
+    if edit == "none" or how == "direct":
+        return []
+    handles = []
+    for name, p in params.items():
+        if edit == "mask" and p.dim() != 2:
+            continue  # a bias has no column 0: nothing to mask
+        log = None if seen is None else seen.setdefault(name, [])
+        if how == "hook":
+            handles.append(p.register_hook(tensor_hook(edit, log)))
+        else:
+            handles.append(p.register_post_accumulate_grad_hook(post_accumulate_hook(edit, log)))
+    return handles
+
+
+def grad_text(grad):
+    """``None``, or the grad state and norm: ``values |0.3604|``."""
+    if grad is None:
+        return "None"
+    state = "zeros" if not torch.any(grad) else "values"
+    return f"{state} |{float(grad.norm()):.4f}|"
+
+
+def edit_step(ctx, edit="clip", layer="both", how="direct"):
+    """One SGD step with ``edit`` applied to ``layer``'s gradients, ``how`` as chosen."""
+    net = ctx.net
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    optimizer.zero_grad()
+    params = edited_params(net, layer)
+    seen = {}
+    handles = install_hooks(params, edit, how, seen)
+
+    ctx.loss_of(net(ctx.x)).backward()  # hooks, if any, edit during this call
+    before = {n: p.grad.clone() if p.grad is not None else None
+              for n, p in net.named_parameters()}
+    if how == "direct":
+        edit_grads_directly(params, edit)
+    for handle in handles:
+        handle.remove()
+
+    ctx.note("edit", {n: describe(edit, how, n, layer) if n in params else "-"
+                      for n, _ in net.named_parameters()})
+    ctx.note("grad before edit", {n: grad_text(seen[n][0] if n in seen else before[n])
+                                  for n in before})
+    ctx.note("grad after edit", {n: grad_text(p.grad) for n, p in net.named_parameters()})
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    optimizer.step()
+    ctx.note("step moved p by", {n: f"{float((p.detach() - start[n]).norm()):.4f}"
+                                 for n, p in net.named_parameters()})
+
+
+def edit_norms(layer="both"):
+    """Every edit x how on ``layer``: each parameter's grad after the edit (state and norm).
+
+    The truth table shows grad *states*; scale, clip and mask all leave "values", so this
+    table shows what they did to the norms.
+    """
+    from ..grad_table import Table
+    from ..registry import cached_outcome
+    from ..toy import PARAM_NAMES
+
+    rows = []
+    for edit in EDITS:
+        for how in HOWS:
+            outcome = cached_outcome("manual_grad_edits",
+                                     (("edit", edit), ("layer", layer), ("how", how)))
+            rows.append([edit, how] + [outcome.params[n].extra["grad after edit"]
+                                       for n in PARAM_NAMES])
+    return Table(["edit", "how"] + list(PARAM_NAMES), rows,
+                 caption=f"manual_grad_edits, layer={layer}: grad after the edit "
+                         "(state |norm|), before step()")
+
+
+MANUAL_GRAD_EDITS = register(Mechanism(
+    name="manual_grad_edits",
+    title="Editing gradients between backward() and step()",
+    step=edit_step,
+    options=(
+        Option("edit", EDITS, "clip", "What to do to the gradients after backward()"),
+        Option("layer", LAYERS, "both", "Which layer's parameters the edit applies to"),
+        Option("how", HOWS, "direct",
+               "Edit .grad directly, or in a hook that runs during backward()"),
+    ),
+    notebook="07_manual_grad_edits",
+    summary="Gradients are ordinary tensors until step(): zero, drop, scale, clip or mask "
+            "them in between, directly or with a hook.",
+))
+
+
+# ---- exercises -----------------------------------------------------------------------------
+
+def _fresh():
+    net = toy_net()
+    x, y = toy_batch()
+    return net, x, y
+
+
+@exercise("07.1", why="A tensor hook that returns None keeps the gradient, so l1.weight gets "
+                      "its values. Only p.grad = None (after backward, or in a post-accumulate "
+                      "hook) leaves .grad as None.")
+def _exercise_1():
+    net, x, y = _fresh()
+    net.l1.weight.register_hook(lambda grad: None)
+
+    def drop(p):
+        p.grad = None
+    net.l2.bias.register_post_accumulate_grad_hook(drop)
+    toy_loss(net(x), y).backward()
+    return {n for n, p in net.named_parameters() if p.grad is None}
+
+
+@exercise("07.2", why="The post-accumulate hook halves the whole .grad after each pass: "
+                      "0.5 g, then 0.5 (0.5 g + g) = 0.75 g, then 0.5 (0.75 g + g) = 0.875 g. "
+                      "A tensor hook would halve each incoming g instead: 3 x 0.5 g = 1.5 g.")
+def _exercise_2():
+    net, x, y = _fresh()
+    toy_loss(net(x), y).backward()
+    single = net.l2.bias.grad.clone()
+    net, x, y = _fresh()
+
+    def halve(p):
+        p.grad.mul_(0.5)
+    net.l2.bias.register_post_accumulate_grad_hook(halve)
+    for _ in range(3):
+        toy_loss(net(x), y).backward()
+    return round(float(net.l2.bias.grad / single), 6)
+
+
+@exercise("07.3", why="clip_grad_norm_ over all parameters scales every gradient by "
+                      "0.25 / total norm; the manual step then subtracts 0.1 * grad under "
+                      "torch.no_grad().")
+def _exercise_3():
+    net, x, y = _fresh()
+    toy_loss(net(x), y).backward()
+    nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    return net.l2.bias.detach().clone()

@@ -1,0 +1,220 @@
+"""optimizer_subsets: which parameters the optimizer holds, and how a layer is kept fixed (06).
+
+An optimizer moves only the parameters it was given, and among those it skips a parameter only
+when its ``.grad`` is ``None``: it never looks at ``requires_grad``. So a parameter left out of the
+optimizer still gets a gradient (the backward cost is paid) that ``optimizer.zero_grad()`` never
+clears, and a frozen parameter the optimizer still holds is moved by momentum, Adam's moments and
+weight decay as soon as its grad is zeros instead of ``None``.
+
+The step: build the optimizer over the chosen parameters and train for ``WARMUP_STEPS`` (so
+momentum and Adam's moments exist), then treat the layer meant to stay fixed and train for
+``STEPS_AFTER`` more steps. "changed by step" measures only those later steps.
+"""
+
+import torch
+
+from ..exercises import exercise
+from ..outcome import grad_state
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+
+WARMUP_STEPS = 3
+STEPS_AFTER = 3
+MOMENTUM = 0.9
+WEIGHT_DECAY = 0.01
+
+PARAMS_CHOICES = {
+    "all": "all parameters",
+    "l2": "only l2",
+    "l1": "only l1",
+    "lr0": "all, l1 at lr=0",
+}
+OPTIMIZER_CHOICES = {
+    "sgd": "SGD",
+    "momentum": "SGD momentum=0.9",
+    "adam": "Adam",
+    "adamw": "AdamW weight_decay=0.01",
+}
+EXCLUDED_CHOICES = {
+    "alone": "left alone",
+    "frozen": "requires_grad_(False)",
+    "zeros": "frozen, grads zeroed",
+}
+
+
+def param_groups(net, params):
+    """What the optimizer gets: every parameter, one layer, or both with l1's group at lr=0."""
+    if params == "all":
+        return [{"params": list(net.parameters())}]
+    if params == "lr0":  # discriminative learning rates, here with the lowest one: 0
+        return [{"params": list(net.l1.parameters()), "lr": 0.0},
+                {"params": list(net.l2.parameters())}]
+    return [{"params": list(getattr(net, params).parameters())}]
+
+
+def make_optimizer(kind, groups, lr=LEARNING_RATE):
+    """SGD, SGD with momentum, Adam or AdamW (with weight decay) over ``groups``."""
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
+    if kind == "momentum":
+        return torch.optim.SGD(groups, lr=lr, momentum=MOMENTUM)
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=WEIGHT_DECAY)
+
+
+def fixed_layer(net, params):
+    """The layer meant to stay fixed: l2 when the optimizer gets only l1, otherwise l1.
+
+    With ``params="all"`` the optimizer still holds it: only the freezing keeps it fixed.
+    """
+    return net.l2 if params == "l1" else net.l1
+
+
+def freeze(layer, grads="none"):
+    """``requires_grad_(False)`` on ``layer``; its grads become ``None`` or, with
+    ``grads="zeros"``, zeros (``zero_grad(set_to_none=False)``)."""
+    layer.requires_grad_(False)
+    layer.zero_grad(set_to_none=grads == "none")
+
+
+def train(ctx, optimizer, steps, set_to_none=True, before_step=None):
+    """``steps`` iterations of the loop body: zero_grad, forward, backward, step."""
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=set_to_none)
+        ctx.loss_of(ctx.net(ctx.x)).backward()
+        if before_step is not None:
+            before_step()
+        optimizer.step()
+
+
+class PassCounter:
+    """Counts, per parameter, the backward passes summed in its ``.grad`` since it was cleared.
+
+    A ``Tensor.register_hook`` runs before each pass's gradient is added: if ``.grad`` is then
+    ``None`` or zeros, the count restarts at 1, otherwise it grows by 1.
+    """
+
+    def __init__(self, net):
+        self.counts = {}
+        for name, p in net.named_parameters():
+            p.register_hook(self._hook(name, p))
+
+    def _hook(self, name, p):
+        def hook(grad):
+            cleared = p.grad is None or not torch.any(p.grad)
+            self.counts[name] = 1 if cleared else self.counts.get(name, 0) + 1
+        return hook
+
+    def describe(self, name, p):
+        """``None``, ``zeros`` or ``values (k passes)``."""
+        state = grad_state(p.grad)
+        if state != "values":
+            return state
+        k = self.counts.get(name, 0)
+        return f"values ({k} pass{'' if k == 1 else 'es'})"
+
+
+def held_lr(optimizer, p):
+    """The learning rate ``optimizer`` uses for ``p``, or ``None`` if it does not hold ``p``."""
+    for group in optimizer.param_groups:
+        if any(q is p for q in group["params"]):
+            return group["lr"]
+    return None
+
+
+def state_text(optimizer, p):
+    """What ``optimizer`` keeps for ``p`` (besides the step count): "-" when it does not hold it."""
+    if held_lr(optimizer, p) is None:
+        return "-"
+    keys = [k for k in optimizer.state.get(p, {}) if k != "step"]
+    return ", ".join(keys) or "empty"
+
+
+def note_before_step(ctx, optimizer, counter):
+    """Table columns, taken just before the last ``optimizer.step()``."""
+    named = dict(ctx.net.named_parameters())
+    ctx.note("optimizer", {n: "not held" if held_lr(optimizer, p) is None
+                           else f"lr {held_lr(optimizer, p):g}" for n, p in named.items()})
+    ctx.note("optimizer state", {n: state_text(optimizer, p) for n, p in named.items()})
+    ctx.note("grad before step", {n: counter.describe(n, p) for n, p in named.items()})
+
+
+def subset_step(ctx, params="l2", optimizer="adam", excluded="alone"):
+    """Warm-up steps, then keep one layer fixed (or not), then more steps: what moves?"""
+    counter = PassCounter(ctx.net)
+    opt = make_optimizer(optimizer, param_groups(ctx.net, params))
+    train(ctx, opt, WARMUP_STEPS)  # earlier training: momentum / Adam moments now exist
+    if excluded != "alone":
+        freeze(fixed_layer(ctx.net, params), grads="zeros" if excluded == "zeros" else "none")
+    ctx.start_measuring()  # "changed by step" counts from here
+    set_to_none = excluded != "zeros"  # the "zeros" loop uses zero_grad(set_to_none=False)
+    train(ctx, opt, STEPS_AFTER - 1, set_to_none)
+    train(ctx, opt, 1, set_to_none, before_step=lambda: note_before_step(ctx, opt, counter))
+
+
+OPTIMIZER_SUBSETS = register(Mechanism(
+    name="optimizer_subsets",
+    title="Optimizer parameter subsets and freezing",
+    step=subset_step,
+    options=(
+        Option("params", PARAMS_CHOICES, "l2",
+               "Which parameters the optimizer gets (for the warm-up and after it)"),
+        Option("optimizer", OPTIMIZER_CHOICES, "adam", "Which optimizer"),
+        Option("excluded", EXCLUDED_CHOICES, "alone",
+               "After warm-up, what happens to the layer meant to stay fixed (l1; l2 when the "
+               "optimizer gets only l1)"),
+    ),
+    notebook="06_optimizer_subsets",
+    summary="A parameter left out of the optimizer still gets (accumulating) gradients but does "
+            "not move; a frozen parameter with zero grads is still moved by momentum, Adam and "
+            "weight decay if the optimizer holds it.",
+))
+
+
+@exercise("06.1", why="optimizer.zero_grad() clears only what the optimizer holds. l1 is not "
+                      "in it, so l1's grads survive (and would keep adding up); model.zero_grad() "
+                      "or requires_grad_(False) deals with them.")
+def _grads_left_by_optimizer_zero_grad():
+    net = toy_net()
+    x, y = toy_batch()
+    optimizer = torch.optim.SGD(net.l2.parameters(), lr=LEARNING_RATE)
+    optimizer.zero_grad()
+    toy_loss(net(x), y).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return {name for name, p in net.named_parameters() if p.grad is not None}
+
+
+@exercise("06.2", why="AdamW decays every parameter whose grad is not None: "
+                      "p *= 1 - lr * weight_decay = 0.95 each step, and with zero grads and no "
+                      "history Adam's own update is 0. So 2.0 * 0.95**3. With grad None it "
+                      "stays 2.0.")
+def _adamw_decay_of_zero_grad():
+    p = torch.nn.Parameter(torch.tensor(2.0))
+    optimizer = torch.optim.AdamW([p], lr=0.1, weight_decay=0.5)
+    p.requires_grad_(False)
+    p.grad = torch.zeros(())
+    for _ in range(3):
+        optimizer.step()
+    return float(p)
+
+
+@exercise("06.3", why="The optimizer still holds l1 and its grads are zeros, not None, so SGD "
+                      "momentum keeps moving it with the velocity from the warm-up. With "
+                      "zero_grad() (set_to_none=True) only l2 would move.")
+def _moved_after_freezing_with_zero_grads():
+    net = toy_net()
+    x, y = toy_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, momentum=0.9)
+    for _ in range(3):
+        optimizer.zero_grad()
+        toy_loss(net(x), y).backward()
+        optimizer.step()
+    net.l1.requires_grad_(False)
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    for _ in range(3):
+        optimizer.zero_grad(set_to_none=False)
+        toy_loss(net(x), y).backward()
+        optimizer.step()
+    return {name for name, p in net.named_parameters() if not torch.equal(before[name], p)}

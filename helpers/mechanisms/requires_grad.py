@@ -1,0 +1,120 @@
+"""requires_grad: freezing layers with ``requires_grad_(False)`` (notebook 02).
+
+A frozen parameter gets no gradient (``.grad`` stays ``None``). Autograd records an operation only
+if one of its inputs requires grad, so a frozen *first* layer leaves no trace in the graph, while
+a frozen *later* layer stays in it and passes gradients through to the layers before it.
+"""
+
+import torch
+
+from ..exercises import exercise
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+
+FROZEN_CHOICES = {
+    "none": "nothing frozen",
+    "l1": "freeze l1",
+    "l2": "freeze l2",
+    "both": "freeze l1 and l2",
+}
+
+
+def layers_named(net, frozen):
+    """The layers of the toy ``net`` that the option value ``frozen`` names."""
+    return {"none": [], "l1": [net.l1], "l2": [net.l2], "both": [net.l1, net.l2]}[frozen]
+
+
+def freeze(net, frozen):
+    """``requires_grad_(False)`` on the layers ``frozen`` names: "none", "l1", "l2" or "both"."""
+    for layer in layers_named(net, frozen):
+        layer.requires_grad_(False)
+
+
+def trainable_parameters(net):
+    """The parameters that still require grad: the ones to give the optimizer."""
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def accumulate_grad_leaves(loss):
+    """The leaf tensors that have an ``AccumulateGrad`` node in ``loss``'s graph.
+
+    These are exactly the leaves ``loss.backward()`` will write a ``.grad`` into.
+    """
+    leaves, stack, seen = [], [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):
+            leaves.append(node.variable)
+        stack += [fn for fn, _ in node.next_functions]
+    return leaves
+
+
+def note_in_graph(ctx, loss):
+    """Add a table column: does each parameter have an ``AccumulateGrad`` node in the graph?"""
+    leaves = accumulate_grad_leaves(loss)
+    ctx.note("in graph", {name: "yes" if any(p is leaf for leaf in leaves) else "no"
+                          for name, p in ctx.net.named_parameters()})
+
+
+def frozen_step(ctx, frozen="none"):
+    """Freeze some layers, then forward, backward and an SGD step on the trainable parameters.
+
+    The net is fresh, so there are no old gradients to clear. When everything is frozen,
+    ``backward()`` raises before the optimizer is built (an optimizer given an empty parameter
+    list would raise a ValueError of its own).
+    """
+    freeze(ctx.net, frozen)
+    loss = ctx.loss_of(ctx.net(ctx.x))
+    note_in_graph(ctx, loss)
+    loss.backward()
+    optimizer = torch.optim.SGD(trainable_parameters(ctx.net), lr=LEARNING_RATE)
+    optimizer.step()
+
+
+REQUIRES_GRAD = register(Mechanism(
+    name="requires_grad",
+    title="Freezing layers with requires_grad_(False)",
+    step=frozen_step,
+    options=(
+        Option("frozen", FROZEN_CHOICES, "none",
+               "Which layer is frozen with requires_grad_(False)?"),
+    ),
+    notebook="02_requires_grad",
+    summary="Frozen parameters keep .grad None and do not move; a frozen later layer still "
+            "passes gradients through to earlier layers; freezing everything makes backward() "
+            "raise.",
+))
+
+
+# Exercises of notebook 02. Each function computes the expected answer with plain PyTorch.
+
+@exercise("02.1", why="Freezing works per tensor: only l1.weight stops requiring grad. l1's "
+                      "matmul is still recorded because l1.bias requires grad, so the other "
+                      "three parameters all get gradients.")
+def _only_l1_weight_frozen():
+    net = toy_net()
+    x, y = toy_batch()
+    net.l1.weight.requires_grad_(False)
+    toy_loss(net(x), y).backward()
+    return {name for name, p in net.named_parameters() if p.grad is None}
+
+
+@exercise("02.2", why="With l2 frozen only l1.weight and l1.bias need an AccumulateGrad node. "
+                      "l2's AddmmBackward0 is still there, to carry the gradient to l1.")
+def _accumulate_grad_nodes_with_l2_frozen():
+    net = toy_net()
+    x, y = toy_batch()
+    net.l2.requires_grad_(False)
+    return len(accumulate_grad_leaves(toy_loss(net(x), y)))
+
+
+@exercise("02.3", why="With l1 frozen only l2 trains: its weight (1 x 3) and bias (1) hold 4 "
+                      "numbers. Counting trainable numbers is the usual check after freezing a "
+                      "backbone.")
+def _trainable_numbers_with_l1_frozen():
+    net = toy_net()
+    net.l1.requires_grad_(False)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)

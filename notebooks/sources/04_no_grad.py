@@ -1,0 +1,642 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · torch.no_grad: not recording
+#
+# Code inside `with torch.no_grad():` runs normally, but autograd records nothing: no graph, no
+# saved activations, no gradients for what happened there.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/04_no_grad.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/04_no_grad.ipynb)
+
+# %% [markdown]
+# **What you will learn**
+# - what a result computed under `no_grad` looks like (`requires_grad`, `grad_fn`), and what
+#   happens to gradients when part of the forward, or all of it, runs there;
+# - `enable_grad`, the `@torch.no_grad()` decorator and `set_grad_enabled`;
+# - why parameter updates such as manual SGD and EMA must run under `no_grad`;
+# - why `model.eval()` and `no_grad` are different switches, and evaluation wants both;
+# - what `no_grad` saves, measured in bytes.
+#
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb); freezing
+# ([02](02_requires_grad.ipynb)) and `detach` ([03](03_detach.ipynb)) help but are not needed.
+#
+# **Time**: about 25 minutes.
+
+# %% [markdown]
+# ## Setup
+# On Colab this cell installs what Colab lacks (torchviz and this series' helpers, pinned);
+# everywhere else it does nothing. Then it imports and fixes the seed.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab only: install what it lacks, pinned.
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchviz==0.0.3",
+                    "gradient-flow-lab @ git+https://github.com/gradient-flow-lab/"
+                    "gradient-flow-lab@v0.1.0"], check=True)
+
+import torch
+
+import helpers
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## The shared toy network
+# The same `L1 -> ReLU -> L2` network as in every notebook, with its fixed batch of 8 examples
+# and a mean-squared-error loss. Here is the graph of one plain training step: every parameter
+# reaches the loss.
+
+# %%
+from torch import nn
+
+from helpers import costs
+
+net = helpers.toy_net()
+x, y = helpers.toy_batch()
+control = helpers.run("control")
+helpers.draw(control)
+
+# %% [markdown]
+# ## Predict first
+# Suppose only the first layer runs under `no_grad`:
+#
+# ```python
+# with torch.no_grad():
+#     h = net.l1(x)
+# loss = loss_fn(net.l2(torch.relu(h)), y)
+# loss.backward()
+# ```
+#
+# Which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad` equal to `None`
+# afterwards? Decide before you scroll on. With a live kernel, tick your answer and press the
+# button.
+
+# %%
+helpers.predict("no_grad", no_grad_over="l1",
+                why="L1 ran under no_grad, so its output h has no grad_fn: nothing links the "
+                    "loss back to l1's parameters. L2 was recorded, so its parameters get "
+                    "their usual gradients.")
+
+# %% [markdown]
+# ## The mechanism in code
+# Wrap the code you do not want recorded. The usual case is a whole evaluation pass:
+
+# %%
+net.eval()
+with torch.no_grad():
+    out = net(x)
+net.train()
+
+print("out.requires_grad:", out.requires_grad)
+print("out.grad_fn:", out.grad_fn)
+
+# %%
+assert out.requires_grad is False and out.grad_fn is None
+
+# %% [markdown]
+# The same block can wrap only part of a forward pass. This is the case from the question above:
+
+# %%
+net = helpers.toy_net()
+with torch.no_grad():
+    h = net.l1(x)                      # not recorded
+out = net.l2(torch.relu(h))            # recorded: l2's parameters require grad
+helpers.toy_loss(out, y).backward()
+
+print("h:  ", h.requires_grad, h.grad_fn)
+print("out:", out.requires_grad, type(out.grad_fn).__name__)
+print({name: None if p.grad is None else "values" for name, p in net.named_parameters()})
+
+# %%
+assert h.grad_fn is None and type(out.grad_fn).__name__ == "AddmmBackward0"
+assert net.l1.weight.grad is None and net.l1.bias.grad is None
+assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
+
+# %% [markdown]
+# ## Explorer
+# Choose which part of the forward runs under `no_grad`: nothing, L1, L2 or the whole forward.
+# The table shows, per parameter, whether its layer ran under `no_grad`, what autograd recorded
+# for that layer's output, and the gradient; the graph is drawn beside the plain step's graph.
+# With a live kernel, click and watch.
+
+# %%
+helpers.explore("no_grad")
+
+# %% [markdown]
+# ## Truth table
+# All four choices at once. `*` marks a parameter the SGD step changed.
+
+# %%
+helpers.truth_table("no_grad")
+
+# %% [markdown]
+# ## What happened and why
+# **Results computed under `no_grad` do not require grad and have no `grad_fn`.** The tensors
+# that existed before keep their flag: `no_grad` does not freeze anything.
+
+# %%
+net = helpers.toy_net()
+with torch.no_grad():
+    h = net.l1(x)
+    weight_flag = net.l1.weight.requires_grad
+    made = torch.zeros(3, requires_grad=True)
+    param = nn.Parameter(torch.zeros(3))
+print("result h:", h.requires_grad, h.grad_fn)
+print("l1.weight inside the block:", weight_flag)
+print("torch.zeros(3, requires_grad=True) inside:", made.requires_grad)
+print("new nn.Parameter inside:", param.requires_grad)
+
+# %%
+assert not h.requires_grad and h.grad_fn is None
+assert weight_flag and made.requires_grad and param.requires_grad
+
+# %% [markdown]
+# **L1 under `no_grad`: L1's grads are `None`, L2 still trains, and its gradients are exactly
+# those of the plain step.** The forward values are the same; only the recording of L1 is
+# missing. SGD skips a parameter whose `.grad` is `None`, so L1 does not move.
+
+# %%
+l1_only = helpers.run("no_grad", no_grad_over="l1")
+helpers.grad_table(l1_only)
+
+# %%
+assert l1_only.grads_none() == ["l1.weight", "l1.bias"]
+assert not l1_only.params["l1.weight"].changed and l1_only.params["l2.weight"].changed
+
+plain = helpers.toy_net()
+helpers.toy_loss(plain(x), y).backward()
+cut = helpers.toy_net()
+with torch.no_grad():
+    h = cut.l1(x)
+helpers.toy_loss(cut.l2(torch.relu(h)), y).backward()
+assert torch.equal(cut.l2.weight.grad, plain.l2.weight.grad)
+assert torch.equal(cut.l2.bias.grad, plain.l2.bias.grad)
+
+# %% [markdown]
+# In the graph, L1's nodes are gone: `l1.weight` and `l1.bias` are "not in graph", and the
+# ReLU is not recorded either, because its input did not require grad.
+
+# %%
+assert "ReluBackward0" not in repr(helpers.draw(l1_only))
+assert repr(helpers.draw(l1_only)).count("(not in graph)") == 2
+helpers.draw(l1_only, beside=control)
+
+# %% [markdown]
+# **L2 under `no_grad` is as bad as everything under `no_grad`.** L1 *was* recorded, but the
+# output comes out of L2 with no `grad_fn`, so the loss depends on nothing recorded and
+# `backward()` raises. Recording L1 was work done for nothing.
+
+# %%
+net = helpers.toy_net()
+h = net.l1(x)
+with torch.no_grad():
+    out = net.l2(torch.relu(h))
+loss = helpers.toy_loss(out, y)
+print("h:", type(h.grad_fn).__name__, "| out:", out.grad_fn, "| loss:", loss.grad_fn)
+assert type(h.grad_fn).__name__ == "AddmmBackward0" and loss.grad_fn is None
+try:
+    loss.backward()
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "does not require grad and does not have a grad_fn" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+
+# %% [markdown]
+# The fix depends on what you wanted. To train L1 but not L2, freeze L2 instead
+# (`net.l2.requires_grad_(False)`, notebook 02): L2 is still recorded, so gradients flow
+# *through* it to L1.
+
+# %%
+net = helpers.toy_net()
+net.l2.requires_grad_(False)
+helpers.toy_loss(net(x), y).backward()
+assert net.l1.weight.grad is not None and net.l2.weight.grad is None
+
+# %% [markdown]
+# **The whole forward under `no_grad`: nothing to backward.** The helpers catch the error and
+# explain it. torchviz draws a single node, the loss: there is no graph. (The four
+# parameters are drawn beside it, "not in graph".)
+
+# %%
+l2_only = helpers.run("no_grad", no_grad_over="l2")
+everything = helpers.run("no_grad", no_grad_over="all")
+print(everything.error)
+
+# %%
+for outcome in (l2_only, everything):
+    assert outcome.grads_none() == list(helpers.PARAM_NAMES)
+    assert outcome.loss.grad_fn is None
+    assert "does not require grad" in outcome.error.message
+    assert "Backward" not in repr(helpers.draw(outcome))
+helpers.draw(everything, beside=control)
+
+# %% [markdown]
+# **`enable_grad` switches recording back on inside `no_grad`; `@torch.no_grad()` works as a
+# decorator; `set_grad_enabled(flag)` chooses with a boolean.** Each restores the previous mode
+# when its block or function ends.
+
+# %%
+w = torch.ones(3, requires_grad=True)
+with torch.no_grad():
+    a = w * 2
+    with torch.enable_grad():
+        b = w * 2
+print("under no_grad:", a.requires_grad, "| under enable_grad inside it:", b.requires_grad)
+assert not a.requires_grad and b.requires_grad
+
+
+@torch.no_grad()
+def doubled(t):
+    return t * 2
+
+
+assert not doubled(w).requires_grad
+assert torch.is_grad_enabled()  # back on after the call
+
+for training in (True, False):
+    with torch.set_grad_enabled(training):
+        c = w * 2
+    assert c.requires_grad == training
+assert torch.is_grad_enabled()  # each block restored the mode it found
+
+# %% [markdown]
+# **In-place updates of parameters are allowed under `no_grad`.** That is how a manual SGD step
+# and an EMA (exponential moving average) of the weights are written. Outside `no_grad` the
+# same line raises: see the pitfalls.
+
+# %%
+net = helpers.toy_net()
+ema = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+before = net.l1.weight.detach().clone()
+with torch.no_grad():
+    for p in net.parameters():
+        p -= 0.1 * p.grad                       # manual SGD
+    for e, p in zip(ema.parameters(), net.parameters()):
+        e.mul_(0.99).add_(p, alpha=0.01)        # EMA
+assert torch.equal(net.l1.weight, before - 0.1 * net.l1.weight.grad)
+assert net.l1.weight.requires_grad and net.l1.weight.grad_fn is None  # still a leaf
+
+# %% [markdown]
+# **`model.eval()` and `no_grad` are different switches.** `eval()` changes how layers such as
+# Dropout and BatchNorm behave; it does not stop recording. `no_grad` stops recording; it does not
+# change Dropout. Evaluation code wants both. The toy net has no Dropout, so here is a small
+# model that does.
+
+# %%
+torch.manual_seed(0)
+dropnet = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1))
+
+dropnet.eval()                           # eval only: still recorded
+out_eval = dropnet(x)
+print("eval(), no no_grad:   grad_fn", type(out_eval.grad_fn).__name__)
+
+dropnet.train()
+with torch.no_grad():                    # no_grad only: Dropout still drops
+    first, second = dropnet(x), dropnet(x)
+print("no_grad in train():   same output twice?", torch.equal(first, second))
+
+dropnet.eval()
+with torch.no_grad():                    # both: deterministic and not recorded
+    first, second = dropnet(x), dropnet(x)
+print("eval() and no_grad:   same output twice?", torch.equal(first, second),
+      "| grad_fn", first.grad_fn)
+
+# %%
+assert out_eval.grad_fn is not None
+dropnet.train()
+with torch.no_grad():
+    assert not torch.equal(dropnet(x), dropnet(x))
+dropnet.eval()
+with torch.no_grad():
+    assert torch.equal(dropnet(x), dropnet(x)) and dropnet(x).grad_fn is None
+
+# %% [markdown]
+# ## What `no_grad` saves
+# To compute gradients later, autograd keeps some tensors from the forward pass: a `Linear`
+# keeps its input (for its weight's gradient), a ReLU keeps its output. `costs.saved_tensor_bytes`
+# counts them with `torch.autograd.graph.saved_tensors_hooks`, so the number is exact and the
+# same on every run. With `exclude=net` it leaves out the network's own weights: autograd keeps a
+# reference to `l2.weight`, but the weights exist anyway, so they are not *extra* memory.
+#
+# By hand, for the toy net's forward in grad mode: the input `x` (8 × 4 floats, 128 bytes) and
+# the ReLU output (8 × 3 floats, 96 bytes; L2 keeps the same tensor), 224 bytes. Under
+# `no_grad`: nothing.
+
+# %%
+net = helpers.toy_net()
+
+
+def forward_no_grad():
+    with torch.no_grad():
+        net(x)
+
+
+toy_bytes = {
+    "grad mode": costs.saved_tensor_bytes(net, x, exclude=net),
+    "no_grad": costs.saved_tensor_bytes(forward_no_grad, exclude=net),
+    "grad mode, then .detach()": costs.saved_tensor_bytes(lambda: net(x).detach(), exclude=net),
+}
+for mode, n in toy_bytes.items():
+    print(f"{mode:27s} {n:5d} bytes saved for backward")
+
+# %%
+FLOAT = 4  # bytes
+assert toy_bytes["grad mode"] == (8 * 4 + 8 * 3) * FLOAT == 224
+assert toy_bytes["no_grad"] == 0
+assert toy_bytes["grad mode, then .detach()"] == toy_bytes["grad mode"]
+
+# %% [markdown]
+# The last line matters: calling `.detach()` on the output *after* the forward does not undo the
+# cost. The graph was built and the activations were saved while the forward ran; `no_grad` is
+# cheaper because it never does that work (notebook 03).
+#
+# The toy net is tiny. A larger MLP (`costs.larger_mlp()`: four `Linear(1024, 1024)` + ReLU
+# layers, then `Linear(1024, 1)`) saves its input and each ReLU output: 5 tensors of
+# batch × 1024 floats. The saving grows with the batch.
+
+# %%
+mlp = costs.larger_mlp()
+
+
+def mlp_forward_no_grad(inputs):
+    with torch.no_grad():
+        mlp(inputs)
+
+
+for batch in (64, 512):
+    inputs = torch.randn(batch, 1024)
+    grad_bytes = costs.saved_tensor_bytes(mlp, inputs, exclude=mlp)
+    no_grad_bytes = costs.saved_tensor_bytes(mlp_forward_no_grad, inputs, exclude=mlp)
+    print(f"batch {batch:3d}: grad mode {grad_bytes / 2**20:5.2f} MiB, "
+          f"no_grad {no_grad_bytes} bytes")
+    assert grad_bytes == 5 * batch * 1024 * FLOAT and no_grad_bytes == 0
+
+# %% [markdown]
+# Time is a different matter: it depends on the machine and its load, and varies from run to
+# run. So it is measured here, in this run, and never promised. `costs.interleaved_seconds` times
+# the two modes in turns (so a change in load hits both) and the cell prints the ratio of the
+# median times, grad mode over `no_grad`: above 1 means `no_grad` was faster. The arithmetic is
+# the same in both modes; only the bookkeeping is skipped. Expect a small gain for the tiny toy
+# net, where bookkeeping is a visible share of each operation, and for the larger MLP, where
+# the matrix products dominate, a ratio within the noise of 1.
+
+# %% tags=["nbval-ignore-output"]
+def timed_ratio(model, inputs, repeats):
+    def under_no_grad():
+        with torch.no_grad():
+            model(inputs)
+
+    times = costs.interleaved_seconds({"grad mode": lambda: model(inputs),
+                                       "no_grad": under_no_grad}, repeats=repeats, warmup=2)
+    return times["grad mode"]["median"] / times["no_grad"]["median"]
+
+
+print(f"toy net, batch 8:     grad mode / no_grad = {timed_ratio(net, x, 101):.2f}")
+mlp_ratio = timed_ratio(mlp, torch.randn(64, 1024), 9)
+print(f"larger MLP, batch 64: grad mode / no_grad = {mlp_ratio:.2f}")
+print("(measured in this run; it varies)")
+
+# %% [markdown]
+# ## Pitfalls
+# **A manual update outside `no_grad`.** Updating a parameter in place while autograd records
+# is refused: the parameter is a leaf that requires grad.
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+try:
+    for p in net.parameters():
+        p -= 0.1 * p.grad
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+
+# %% [markdown]
+# Fix: put the update under `no_grad` (or use an optimizer, which does this for you).
+
+# %%
+with torch.no_grad():
+    for p in net.parameters():
+        p -= 0.1 * p.grad
+assert all(p.requires_grad and p.grad_fn is None for p in net.parameters())
+
+# %% [markdown]
+# **An evaluation loop with `eval()` but without `no_grad`.** Every forward is recorded, and
+# summing the losses keeps every batch's graph, and its saved activations, alive.
+
+# %%
+net = helpers.toy_net()
+batches = [helpers.toy_batch(seed) for seed in range(4)]
+
+
+def eval_total_loss():
+    net.eval()
+    total = 0
+    for xb, yb in batches:
+        total = total + helpers.toy_loss(net(xb), yb)
+    return total
+
+
+total = eval_total_loss()
+kept = costs.saved_tensor_bytes(eval_total_loss, exclude=net)
+print("total.grad_fn:", type(total.grad_fn).__name__, "| bytes kept for backward:", kept)
+
+# %% [markdown]
+# By hand: per batch, `x` (8 × 4), the ReLU output (8 × 3), and the loss's two inputs, the
+# output and the target (8 × 1 each), all floats: 4 batches × 288 bytes.
+
+# %%
+assert total.grad_fn is not None
+assert kept == len(batches) * (8 * 4 + 8 * 3 + 8 * 1 + 8 * 1) * 4 == 1152
+
+# %% [markdown]
+# Fix: run it under `no_grad` (and take `.item()` if you only want the number).
+
+# %%
+eval_total_loss_fixed = torch.no_grad()(eval_total_loss)  # the decorator, applied by hand
+total = eval_total_loss_fixed()
+print("total.grad_fn:", total.grad_fn, "| bytes kept for backward:",
+      costs.saved_tensor_bytes(eval_total_loss_fixed, exclude=net))
+assert total.grad_fn is None
+assert costs.saved_tensor_bytes(eval_total_loss_fixed, exclude=net) == 0
+
+# %% [markdown]
+# **A `@torch.no_grad()` helper called on the training path.** A prediction helper decorated
+# for evaluation, reused for the training loss, gives a loss with nothing to backward.
+
+# %%
+@torch.no_grad()
+def predict(model, inputs):
+    return model(inputs)
+
+
+net = helpers.toy_net()
+try:
+    helpers.toy_loss(predict(net, x), y).backward()
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "does not require grad and does not have a grad_fn" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+
+# %% [markdown]
+# Fix: call the model directly when you need gradients; keep the decorated helper for evaluation.
+
+# %%
+helpers.toy_loss(net(x), y).backward()
+assert all(p.grad is not None for p in net.parameters())
+
+# %% [markdown]
+# ## Where it is used
+# - **Evaluation loops and metrics**: `model.eval()` plus `no_grad`, then back to `train()`.
+# - **EMA of the weights** and **manual updates**: in-place edits of parameters.
+# - **Teacher forward passes** (distillation, target networks): the teacher only supplies
+#   targets; the student trains.
+# - **Serving**: the same, often with `torch.inference_mode()` (next notebook).
+
+# %%
+@torch.no_grad()
+def evaluate(model, batches):
+    """Mean loss over batches, in eval mode, without recording; restores the mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for xb, yb in batches:
+        total += helpers.toy_loss(model(xb), yb).item() * len(xb)
+        count += len(xb)
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def ema_update(ema_model, model, decay=0.99):
+    """ema = decay * ema + (1 - decay) * current, in place, for every parameter."""
+    for ema_p, p in zip(ema_model.parameters(), model.parameters()):
+        ema_p.lerp_(p, 1 - decay)
+
+
+student, teacher = helpers.toy_net(seed=1), helpers.toy_net(seed=2)
+ema = helpers.toy_net(seed=1)
+optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+for xb, _ in batches:
+    with torch.no_grad():
+        target = teacher(xb)                       # teacher: no graph
+    optimizer.zero_grad()
+    helpers.toy_loss(student(xb), target).backward()
+    optimizer.step()
+    ema_update(ema, student)
+
+with torch.no_grad():
+    held_out = [(x, teacher(x))]
+print(f"student's mean loss against the teacher: {evaluate(student, held_out):.4f}")
+
+# %%
+assert all(p.grad is None for p in teacher.parameters())
+assert all(p.grad is not None for p in student.parameters())
+assert student.training and torch.is_grad_enabled()
+assert not torch.equal(ema.l1.weight, student.l1.weight)
+
+# %% [markdown]
+# ## Exercises
+# **04.1** What are `z.requires_grad` and `u.requires_grad` after this code? Answer with a tuple
+# of two booleans.
+#
+# ```python
+# w = torch.ones(3, requires_grad=True)
+# with torch.no_grad():
+#     z = w * 2
+#     with torch.enable_grad():
+#         u = w * 3
+# ```
+
+# %%
+answer = ...  # e.g. (True, True)
+helpers.check("04.1", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `(False, True)`: `z` is computed under `no_grad`; `enable_grad` turns recording back on for its
+# own block, and `w` requires grad, so `u` does too.
+# </details>
+#
+# **04.2** How many bytes does the toy net's forward on the toy batch save for backward in
+# grad mode, not counting the network's own weights? Count by hand, then check with
+# `costs.saved_tensor_bytes(net, x, exclude=net)`. Answer with an int.
+
+# %%
+answer = ...  # e.g. 100
+helpers.check("04.2", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `224`: L1 keeps its input `x` (8 × 4 floats × 4 bytes = 128) for `l1.weight`'s gradient; the
+# ReLU keeps its output (8 × 3 × 4 = 96), which L2 also uses for `l2.weight`'s gradient. L2
+# keeps `l2.weight.t()` to pass the gradient back to the ReLU, but that is the weight itself.
+# </details>
+#
+# **04.3** Make `ema = copy.deepcopy(net)` of a fresh `helpers.toy_net()`. Train `net` one step:
+# loss on the toy batch, `backward()`, `torch.optim.SGD(net.parameters(), lr=0.1).step()`. Then
+# update the EMA in place with decay 0.9: `ema_p = 0.9 * ema_p + 0.1 * p` for every parameter.
+# Answer with `ema.l1.weight`.
+
+# %%
+answer = ...  # e.g. ema.l1.weight
+helpers.check("04.3", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# import copy
+# net = helpers.toy_net()
+# ema = copy.deepcopy(net)
+# optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+# helpers.toy_loss(net(x), y).backward()
+# optimizer.step()
+# with torch.no_grad():                 # in-place edits of parameters: no_grad
+#     for ema_p, p in zip(ema.parameters(), net.parameters()):
+#         ema_p.mul_(0.9).add_(p, alpha=0.1)
+# answer = ema.l1.weight
+# ```
+#
+# Without the `no_grad` block, `mul_` raises the leaf Variable error. The result equals
+# `w0 - 0.01 * grad`: nine tenths of the old weight plus one tenth of the stepped one.
+# </details>
+
+# %% [markdown]
+# ## Recap
+# - Under `torch.no_grad()` results have no `grad_fn`: what runs there gets no gradient, and if
+#   the output itself comes from there, `backward()` has nothing to run.
+# - Use it for evaluation (together with `model.eval()`), metrics, teacher passes, serving, and
+#   for in-place parameter updates such as manual SGD and EMA.
+# - It saves the activations autograd would keep for backward (all of them, measured in bytes);
+#   detaching afterwards does not. Time savings are real but modest: measure them.
+#
+# ## Further reading
+# - [torch.no_grad](https://pytorch.org/docs/stable/generated/torch.no_grad.html)
+# - [torch.enable_grad](https://pytorch.org/docs/stable/generated/torch.enable_grad.html) and
+#   [torch.set_grad_enabled](https://pytorch.org/docs/stable/generated/torch.set_grad_enabled.html)
+# - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
+# - [Hooks for saved tensors](https://pytorch.org/tutorials/intermediate/autograd_saved_tensors_hooks_tutorial.html)
+#
+# [Next: 05 · torch.inference_mode](05_inference_mode.ipynb)

@@ -1,0 +1,646 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · torch.inference_mode
+#
+# `torch.inference_mode()` is `torch.no_grad()` with one more rule: the tensors made inside are
+# *inference tensors*, which autograd will never accept later. Use it for code that only
+# predicts.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/05_inference_mode.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/05_inference_mode.ipynb)
+
+# %% [markdown]
+# **What you will learn**
+# - what an inference tensor is, and how to tell one (`is_inference()`);
+# - why L1's output made in inference mode breaks L2's *forward* pass, and how `.clone()` fixes
+#   it;
+# - the other rules: no in-place edits outside the mode, `enable_grad()` does not switch
+#   recording back on, `inference_mode(False)` does;
+# - what it costs and saves compared with `no_grad()`, measured rather than promised.
+#
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the gradient table)
+# and [04 · torch.no_grad](04_no_grad.ipynb): inference mode is built on top of it.
+#
+# **Time**: about 25 minutes.
+
+# %% [markdown]
+# ## Setup
+# On Colab this cell installs what Colab lacks (torchviz and this series' helpers, pinned);
+# everywhere else it does nothing. Then it imports and fixes the seed.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab only: install what it lacks, pinned.
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchviz==0.0.3",
+                    "gradient-flow-lab @ git+https://github.com/gradient-flow-lab/"
+                    "gradient-flow-lab@v0.1.0"], check=True)
+
+import torch
+
+import helpers
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## The shared toy network
+# The same `L1 -> ReLU -> L2` network as in every notebook, with the same batch of 8 examples
+# and a mean-squared-error loss. Here is the graph of the plain training step.
+
+# %%
+x, y = helpers.toy_batch()
+control = helpers.run("control")
+helpers.draw(control)
+
+# %% [markdown]
+# ## Predict first
+# In this training step, L1 and the ReLU run inside `torch.inference_mode()`; L2, the loss,
+# `backward()` and `optimizer.step()` run outside it:
+#
+# ```python
+# with torch.inference_mode():
+#     h = torch.relu(net.l1(x))
+# out = net.l2(h)
+# ```
+#
+# After the step, which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad`
+# equal to `None`? Decide before you scroll on. With a live kernel, tick your answer and press
+# the button.
+
+# %%
+helpers.predict("inference_mode", part="l1", clone="no",
+                why="If you ticked only L1: that is what no_grad() would give. Here L2's "
+                    "forward pass raises, because a Linear layer must save its input for "
+                    "backward and an inference tensor cannot be saved. The step stops before "
+                    "the loss is even computed, so no parameter gets a gradient.")
+
+# %% [markdown]
+# ## The mechanism in code
+# The everyday use: predictions only, nothing will ever call `backward()` on them. `model.eval()`
+# is a separate switch (Dropout, BatchNorm); prediction code usually wants both.
+
+# %%
+net = helpers.toy_net()
+net.eval()
+with torch.inference_mode():
+    predictions = net(x)
+net.train()
+
+print("requires_grad:", predictions.requires_grad, "| grad_fn:", predictions.grad_fn,
+      "| is_inference:", predictions.is_inference())
+
+# %%
+assert not predictions.requires_grad and predictions.grad_fn is None
+assert predictions.is_inference()
+assert torch.equal(predictions, net(x).detach())   # the same numbers as in grad mode
+
+# %% [markdown]
+# If a tensor made in inference mode must take part in training after all, `.clone()` it
+# *outside* the mode. The clone is a normal tensor. Here L1 runs in inference mode (so it does
+# not learn) and L2 trains on its cloned output.
+
+# %%
+net = helpers.toy_net()
+optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+
+optimizer.zero_grad()
+with torch.inference_mode():
+    h = torch.relu(net.l1(x))        # an inference tensor
+h = h.clone()                        # outside the mode: a normal tensor again
+loss = helpers.toy_loss(net.l2(h), y)
+loss.backward()
+optimizer.step()
+
+print({name: None if p.grad is None else "values" for name, p in net.named_parameters()})
+
+# %%
+assert net.l1.weight.grad is None and net.l1.bias.grad is None
+assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
+
+# %% [markdown]
+# ## Explorer
+# Two controls: which part of the forward pass runs under `torch.inference_mode()` (nothing,
+# L1 + ReLU, or the whole forward), and whether the tensor that part produced is cloned outside
+# the mode before it is used. The explorer starts where the predict-first question did: switch
+# `clone` to `.clone() it first` and watch L2 learn again. With a live kernel, click and watch;
+# an error PyTorch raises is shown in red under the table.
+
+# %%
+helpers.explore("inference_mode")
+
+# %% [markdown]
+# ## Truth table
+# Every combination at once, readable without a kernel. `*` marks a parameter the step changed.
+
+# %%
+helpers.truth_table("inference_mode")
+
+# %% [markdown]
+# ## What happened and why
+# **Inside the mode nothing is recorded, and every new tensor is an inference tensor.** Like
+# `no_grad()`, results have `requires_grad=False` and no `grad_fn`. Unlike `no_grad()`, they are
+# marked: `is_inference()` is `True`. Tensors that existed before (the parameters) are not
+# changed by entering the mode.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    print("mode on:", torch.is_inference_mode_enabled(), "| grad enabled:",
+          torch.is_grad_enabled())
+    h = net.l1(x)
+with torch.no_grad():
+    h_no_grad = net.l1(x)
+print("inference_mode result: requires_grad", h.requires_grad, "| is_inference",
+      h.is_inference())
+print("no_grad result:        requires_grad", h_no_grad.requires_grad, "| is_inference",
+      h_no_grad.is_inference())
+
+# %%
+assert not h.requires_grad and h.grad_fn is None and h.is_inference()
+assert not h_no_grad.requires_grad and not h_no_grad.is_inference()
+assert net.l1.weight.requires_grad and not net.l1.weight.is_inference()
+assert not torch.is_inference_mode_enabled()         # the mode ends with the block
+
+# %% [markdown]
+# **What inference tensors leave out: the version counter and view tracking.** Autograd keeps a
+# version counter on every normal tensor (bumped by each in-place edit) and remembers which
+# tensor a view came from. Inference tensors skip both; that bookkeeping is what inference mode
+# saves over `no_grad()`. Asking for the version of an inference tensor is an error.
+
+# %%
+with torch.inference_mode():
+    t = torch.ones(4)
+    view = t[:2]
+normal = torch.ones(4)
+
+print("normal tensor version:", normal._version, "| its slice is a view:", normal[:2]._is_view())
+try:
+    t._version
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "do not track version counter" in str(e)
+print("inference slice is a view:", view._is_view(), "| is_inference:", view.is_inference())
+
+# %%
+assert normal[:2]._is_view() and normal[:2]._base is normal
+assert not view._is_view() and view._base is None and view.is_inference()
+
+# %% [markdown]
+# **The error comes from L2's forward pass, not from `backward()`.** To compute the gradient of
+# its weight, a `Linear` layer saves its input during the forward pass. With L1 in inference
+# mode that input is an inference tensor, and autograd refuses to save it. So the loss is never
+# computed: the outcome has no loss, and the graph shows only a note where the loss would be.
+
+# %%
+refused = helpers.run("inference_mode", part="l1", clone="no")
+print(refused.error)
+assert refused.error.kind == "RuntimeError"
+assert "Inference tensors cannot be saved for backward" in refused.error.message
+assert refused.loss is None
+assert refused.grads_none() == list(helpers.PARAM_NAMES)
+assert not any(p.changed for p in refused.params.values())
+
+# %% [markdown]
+# Here it is in plain PyTorch. Holding L1's output is fine; `net.l2(h)` raises.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    h = torch.relu(net.l1(x))
+try:
+    out = net.l2(h)                  # records addmm, which must save h: error
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "Inference tensors cannot be saved for backward" in str(e)
+
+# %% [markdown]
+# Only ops run *inside* the mode make inference tensors. Had the ReLU run after the block, its
+# output would be a normal tensor (an op outside the mode makes a normal tensor, whatever its
+# input) and L2 would have accepted it. That is also why `.clone()` is the fix, below.
+
+# %%
+with torch.inference_mode():
+    h = net.l1(x)
+h_relu = torch.relu(h)               # run outside the mode
+print("L1 output is_inference:", h.is_inference(), "| ReLU output is_inference:",
+      h_relu.is_inference())
+assert h.is_inference() and not h_relu.is_inference()
+assert net.l2(h_relu).grad_fn is not None      # recorded without complaint
+
+# %%
+helpers.draw(refused, beside=control)
+
+# %% [markdown]
+# **The rule is about *saving*, not reading.** Outside the mode an inference tensor can be read
+# by any op. The error appears only when a recorded op needs to keep it for backward. Adding it
+# to a tensor that requires grad saves nothing (the gradient of `+` needs no inputs);
+# multiplying by one does (the gradient of `w * t` is `t`).
+
+# %%
+w = torch.ones(3, requires_grad=True)
+with torch.inference_mode():
+    t = torch.full((3,), 2.0)
+
+total = (t + w).sum()                # recorded, nothing saved: fine
+total.backward()
+print("grad of w through t + w:", w.grad)
+assert torch.equal(w.grad, torch.ones(3))
+try:
+    t * w                            # recorded, must save t: refused
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "Inference tensors cannot be saved for backward" in str(e)
+
+# %% [markdown]
+# **`.clone()` outside the mode gives a normal tensor; inside, another inference tensor.** The
+# clone is made by an op, and ops made outside the mode make normal tensors. With the clone, L2
+# trains and L1, which ran in inference mode, gets no gradient.
+
+# %%
+with torch.inference_mode():
+    t = torch.ones(3)
+    clone_inside = t.clone()
+clone_outside = t.clone()
+print("clone inside:", clone_inside.is_inference(), "| clone outside:",
+      clone_outside.is_inference())
+assert clone_inside.is_inference() and not clone_outside.is_inference()
+
+cloned = helpers.run("inference_mode", part="l1", clone="yes")
+assert cloned.error is None
+assert cloned.grads_none() == ["l1.weight", "l1.bias"]
+for name in ["l2.weight", "l2.bias"]:
+    assert cloned.params[name].changed
+helpers.draw(cloned, beside=control)
+
+# %% [markdown]
+# Cloning gives the same gradients as the other way to stop L1 learning: `detach()` (or
+# `no_grad()`) on L1's output. The clone costs one copy of the tensor.
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net.l2(torch.relu(net.l1(x)).detach()), y).backward()
+for name, p in net.named_parameters():
+    if name.startswith("l2."):
+        assert torch.equal(cloned.tensors[name].grad, p.grad)
+
+# %% [markdown]
+# **With the whole forward in inference mode there is no graph at all.** torchviz draws a
+# single node, the loss, with no edge to anything; the parameters are drawn apart, "not in
+# graph". `backward()` raises the same
+# error as when nothing requires grad, and cloning the output does not help: a clone of a tensor
+# with no history has no history either.
+
+# %%
+whole = helpers.run("inference_mode", part="all", clone="no")
+print(whole.error)
+assert "does not require grad and does not have a grad_fn" in whole.error.message
+assert whole.loss is not None and whole.loss.grad_fn is None
+assert helpers.draw(whole).diagrams[-1].edges == ()
+whole_cloned = helpers.run("inference_mode", part="all", clone="yes")
+assert whole_cloned.grads_none() == list(helpers.PARAM_NAMES)
+helpers.draw(whole, beside=control)
+
+# %% [markdown]
+# **`torch.enable_grad()` inside inference mode does not switch recording back on.** It does
+# set `torch.is_grad_enabled()` to `True`, which makes this easy to miss: the result still has
+# no `grad_fn`, and it is an inference tensor. (Inside `no_grad()`, `enable_grad()` does turn
+# recording back on; notebook 04.)
+
+# %%
+w = torch.ones(3, requires_grad=True)
+with torch.inference_mode():
+    with torch.enable_grad():
+        print("grad enabled:", torch.is_grad_enabled())
+        r = w * 2
+print("requires_grad:", r.requires_grad, "| grad_fn:", r.grad_fn, "| is_inference:",
+      r.is_inference())
+assert not r.requires_grad and r.grad_fn is None and r.is_inference()
+
+# %% [markdown]
+# **`torch.inference_mode(False)` nests inside it and records again.** Inside it, new tensors
+# are normal tensors and ops on tensors that require grad are recorded; the outer mode comes
+# back when the inner block ends.
+
+# %%
+with torch.inference_mode():
+    with torch.inference_mode(False):
+        r = w * 2
+        print("inner: inference mode", torch.is_inference_mode_enabled())
+    print("outer: inference mode", torch.is_inference_mode_enabled())
+print("requires_grad:", r.requires_grad, "| grad_fn:", type(r.grad_fn).__name__,
+      "| is_inference:", r.is_inference())
+assert r.requires_grad and r.grad_fn is not None and not r.is_inference()
+r.sum().backward()
+assert torch.equal(w.grad, torch.full((3,), 2.0))
+
+# %% [markdown]
+# ### What it saves: memory
+# For the memory a forward pass needs, inference mode saves exactly what `no_grad()` saves. Two
+# measurements, both deterministic:
+# - **saved for backward**: bytes of the tensors autograd keeps for `backward()`, not counting
+#   the weights (they exist anyway), counted with `saved_tensors_hooks`;
+# - **peak**: the most memory PyTorch's CPU allocator held at any moment of the forward pass,
+#   above what was held when it started. It comes from the profiler
+#   (`profile_memory=True` records every allocation and free), and counts tensor memory only.
+#
+# On the toy net and on a larger MLP (4 hidden layers of 1024 units, a batch of 64):
+
+# %%
+from helpers.costs import larger_mlp
+from helpers.mechanisms.inference_mode import memory_by_mode
+
+mlp = larger_mlp()
+mlp_x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(0))
+memory = {"toy net": memory_by_mode(helpers.toy_net(), x), "larger MLP": memory_by_mode(mlp, mlp_x)}
+for net_name, by_mode in memory.items():
+    print(net_name)
+    for mode, m in by_mode.items():
+        print(f"  {mode:15} saved for backward {m['saved']:>9,} B   peak {m['peak']:>9,} B")
+
+# %%
+for by_mode in memory.values():
+    assert by_mode["no_grad"] == by_mode["inference_mode"]       # same saving, to the byte
+    assert by_mode["no_grad"]["saved"] == 0 < by_mode["grad mode"]["saved"]
+# In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 1024 floats each).
+activation = 64 * 1024 * 4
+assert memory["larger MLP"]["grad mode"]["saved"] == 5 * activation
+assert memory["larger MLP"]["grad mode"]["peak"] > memory["larger MLP"]["no_grad"]["peak"]
+
+# %% [markdown]
+# In grad mode the MLP's peak holds the four ReLU outputs kept for backward plus the layer
+# output being computed; without recording, only a layer's input and output are alive at once.
+# On the toy net the peak is the same in all three modes: it comes at the ReLU, while L1's
+# output and the ReLU's output are both alive, whatever the mode. The 96-byte ReLU output kept
+# for backward in grad mode does not raise it.
+#
+# ### What it saves: time
+# Here the honest answer is "little, and not everywhere". Inference mode skips the version
+# counter and view bookkeeping per tensor, so any gain is per *op*, not per byte: it can show
+# only where each op is tiny and that overhead dominates. The cell below times a forward pass
+# in each mode (the best of a few medians of several runs) and prints the ratio to `no_grad`.
+# The numbers vary from run to run and machine to machine, so the cell checks nothing about
+# them. When we built this notebook, `inference_mode` and `no_grad` were within a few percent
+# of each other on both networks, well inside the run-to-run noise of the larger MLP. Run it and
+# see what your machine says.
+
+# %% tags=["nbval-ignore-output"]
+from helpers.mechanisms.inference_mode import time_ratios
+
+toy_ratios = time_ratios(helpers.toy_net(), x, times=200)
+mlp_ratios = time_ratios(mlp, mlp_x)
+print("time relative to no_grad (lower is faster; it varies)")
+for mode in toy_ratios:
+    print(f"  {mode:15} toy net {toy_ratios[mode]:.2f}   larger MLP {mlp_ratios[mode]:.2f}")
+
+# %% [markdown]
+# So choose `inference_mode` for the rules it enforces as much as for speed: it guarantees that
+# nothing made there ends up in a graph. If the results may ever feed training (cached
+# features, targets, a teacher's outputs), `no_grad()` gives the same memory saving without the
+# restrictions.
+
+# %% [markdown]
+# ## Pitfalls
+# ### Training on features computed in inference mode
+# You compute features once with a frozen backbone, inside `inference_mode` because "it is
+# faster", and then train a small head on them. The head's first forward pass refuses.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    features = torch.relu(net.l1(x))         # cached once, in inference mode
+
+try:
+    loss = helpers.toy_loss(net.l2(features), y)
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "Inference tensors cannot be saved for backward" in str(e)
+
+# %% [markdown]
+# Fix: clone the cached features once, outside the mode, or compute them under `no_grad()` in
+# the first place. Both train the head with the same gradients.
+
+# %%
+grads = {}
+for fix in ["clone", "no_grad"]:
+    net = helpers.toy_net()
+    if fix == "clone":
+        with torch.inference_mode():
+            features = torch.relu(net.l1(x))
+        features = features.clone()
+    else:
+        with torch.no_grad():
+            features = torch.relu(net.l1(x))
+    helpers.toy_loss(net.l2(features), y).backward()
+    grads[fix] = net.l2.weight.grad
+print("same head gradient:", torch.equal(grads["clone"], grads["no_grad"]))
+assert torch.equal(grads["clone"], grads["no_grad"])
+
+# %% [markdown]
+# `detach()` is no fix: the detached tensor shares the inference tensor's memory and is still
+# an inference tensor.
+
+# %%
+with torch.inference_mode():
+    features = torch.relu(helpers.toy_net().l1(x))
+print("detach() of an inference tensor is_inference:", features.detach().is_inference())
+assert features.detach().is_inference()
+
+# %% [markdown]
+# ### Editing a result in place after the block
+# A metric accumulated inside `inference_mode` and divided in place afterwards (a common
+# evaluation loop) is refused: inference tensors cannot be changed in place outside the mode.
+# Beware: in PyTorch 2.13 the check runs *after* the edit, so the value has already changed
+# when the error arrives. Don't catch this error and carry on.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    total_loss = torch.zeros(())
+    for _ in range(4):
+        total_loss += helpers.toy_loss(net(x), y)
+before = total_loss.item()
+
+try:
+    total_loss /= 4
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "Inplace update to inference tensor outside InferenceMode" in str(e)
+print("changed anyway:", total_loss.item() != before)
+assert total_loss.item() == before / 4
+
+# %% [markdown]
+# Fix: keep the arithmetic out of tensors with `.item()` (a Python float), do the edit inside
+# the mode, or clone first.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    total_loss = 0.0
+    for _ in range(4):
+        total_loss += helpers.toy_loss(net(x), y).item()
+mean_loss = total_loss / 4
+with torch.inference_mode():
+    reference = helpers.toy_loss(net(x), y).item()
+print(f"mean loss: {mean_loss:.4f}")
+assert abs(mean_loss - reference) < 1e-6
+
+# %% [markdown]
+# ### Expecting `enable_grad()` to record inside inference mode
+# A helper that computes an input gradient (a saliency map, a gradient penalty) wraps itself in
+# `torch.enable_grad()` so it works when called under `no_grad()`. Called under
+# `inference_mode()`, the forward pass inside it is not recorded, and `backward()` finds no
+# graph.
+
+# %%
+def input_gradient(net, x):
+    with torch.enable_grad():
+        x = x.clone().requires_grad_(True)
+        net(x).sum().backward()
+        return x.grad
+
+
+net = helpers.toy_net()
+with torch.no_grad():
+    assert input_gradient(net, x).shape == x.shape          # fine under no_grad
+try:
+    with torch.inference_mode():
+        input_gradient(net, x)
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "does not require grad and does not have a grad_fn" in str(e)
+
+# %% [markdown]
+# Fix: use `torch.inference_mode(False)` in the helper (it nests, see above), or call the helper
+# outside inference mode. Clone the input inside `inference_mode(False)`, so that the clone is a
+# normal tensor.
+
+# %%
+def input_gradient_fixed(net, x):
+    with torch.inference_mode(False), torch.enable_grad():
+        x = x.clone().requires_grad_(True)
+        net(x).sum().backward()
+        return x.grad
+
+
+net = helpers.toy_net()
+with torch.inference_mode():
+    g = input_gradient_fixed(net, x)
+with torch.no_grad():
+    assert torch.equal(g, input_gradient(helpers.toy_net(), x))
+print("input gradient shape:", tuple(g.shape))
+
+# %% [markdown]
+# ## Where it is used
+# Serving and bulk inference: code whose outputs leave the model as numbers, labels or files
+# and never come back into a training graph. The decorator form covers a whole function.
+#
+# ```python
+# @torch.inference_mode()
+# def predict(model, loader):
+#     model.eval()
+#     return torch.cat([model(xb) for xb, _ in loader])
+# ```
+
+# %%
+@torch.inference_mode()
+def predict(model, batches):
+    model.eval()
+    return torch.cat([model(xb) for xb in batches])
+
+
+net = helpers.toy_net()
+batches = x.split(4)                         # the toy batch as two batches of 4
+bulk = predict(net, batches)
+net.train()
+print("predictions:", tuple(bulk.shape), "| is_inference:", bulk.is_inference())
+assert bulk.is_inference() and bulk.grad_fn is None
+assert torch.allclose(bulk, net(x).detach())
+
+# %% [markdown]
+# If a prediction must be edited or kept for training later, turn it into a normal tensor once,
+# where it leaves the serving code: `bulk.clone()`.
+
+# %%
+kept = bulk.clone()
+kept[0] = 0.0                                # fine: a normal tensor
+assert not kept.is_inference() and bulk[0].item() != 0.0
+
+# %% [markdown]
+# ## Exercises
+# **05.1** A tensor `t` is made inside `torch.inference_mode()`. What do
+# `t.clone().is_inference()` give when the clone is made (1) outside the mode and (2) inside it?
+# Answer with a tuple of two booleans, `(outside, inside)`.
+
+# %%
+answer = ...  # e.g. (True, True)
+helpers.check("05.1", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `(False, True)`. Whether a new tensor is an inference tensor depends on where the op that
+# made it runs: outside the mode, a normal tensor; inside, an inference tensor.
+# </details>
+#
+# **05.2** `w = torch.ones(3, requires_grad=True)`. Inside `torch.inference_mode()` you open
+# `torch.enable_grad()` and compute `r = w * 2`. Is `r.requires_grad` `True` or `False`?
+
+# %%
+answer = ...  # True or False
+helpers.check("05.2", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `False`. `enable_grad()` sets `torch.is_grad_enabled()` to `True`, but inside inference mode
+# nothing is recorded. `torch.inference_mode(False)` is the switch that records again.
+# </details>
+#
+# **05.3** `features` were computed with `torch.relu(net.l1(x))` inside inference mode. Outside
+# it, which of these let you train L2 (`net.l2(...).sum().backward()`) without an error?
+# (a) `features`, (b) `features.clone()`, (c) `features.detach()`. Answer with a set of letters.
+
+# %%
+answer = ...  # e.g. {"a", "b", "c"}
+helpers.check("05.3", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `{"b"}`. `net.l2` saves its input for backward, so it refuses an inference tensor (a). The
+# detached tensor is still an inference tensor (c). Only the clone made outside the mode is a
+# normal tensor (b).
+# </details>
+
+# %% [markdown]
+# ## Recap
+# - `inference_mode()` is `no_grad()` plus inference tensors: no version counter, no view
+#   tracking, marked by `is_inference()`.
+# - Outside the mode they can be read but not saved for backward (the error comes in the
+#   *forward* pass of the op that would save them) and not edited in place; `.clone()` outside
+#   the mode gives a normal tensor. `enable_grad()` does not record inside it;
+#   `inference_mode(False)` does.
+# - Memory: the same saving as `no_grad()`. Speed: small at best, and only where per-op
+#   overhead dominates; measure on your own model. Use it for serving and bulk inference.
+#
+# ## Further reading
+# - [`torch.inference_mode`](https://pytorch.org/docs/stable/generated/torch.autograd.grad_mode.inference_mode.html)
+# - [Autograd mechanics: locally disabling gradient computation, inference mode](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
+# - [`torch.Tensor.is_inference`](https://pytorch.org/docs/stable/generated/torch.Tensor.is_inference.html)
+# - [`torch.is_inference_mode_enabled`](https://pytorch.org/docs/stable/generated/torch.is_inference_mode_enabled.html)
+# - [CPU memory profiling with `torch.profiler`](https://pytorch.org/tutorials/recipes/recipes/profiler_recipe.html)
+#
+# [Next: 06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)

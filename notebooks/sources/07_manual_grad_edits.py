@@ -1,0 +1,736 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Manual gradient edits: changing `.grad` before the step
+#
+# Between `loss.backward()` and `optimizer.step()` the gradients are ordinary tensors in
+# `p.grad`: you can zero them, drop them, scale, clip or mask them, directly or with a hook, and
+# the step uses whatever you leave there.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/07_manual_grad_edits.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/07_manual_grad_edits.ipynb)
+
+# %% [markdown]
+# **What you will learn**
+# - where gradient edits go in a training loop, and what zero, `None`, scale, clip and mask
+#   each do to the step;
+# - the two hooks: `Tensor.register_hook` (edits the incoming gradient) and
+#   `register_post_accumulate_grad_hook` (edits `.grad` after it is updated), and what each
+#   can and cannot do;
+# - what `clip_grad_norm_` returns, and that it skips `None` gradients;
+# - how to write a manual update under `torch.no_grad()`, and how to get the gradient of a
+#   non-leaf tensor with `retain_grad()`.
+#
+# **Prerequisites**: [01 · zero_grad](01_zero_grad.ipynb) (gradients accumulate) and
+# [04 · torch.no_grad](04_no_grad.ipynb).
+#
+# **Time**: about 35 minutes.
+
+# %% [markdown]
+# ## Setup
+# On Colab this cell installs what Colab lacks (torchviz and this series' helpers, pinned);
+# everywhere else it does nothing. Then it imports and fixes the seed.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab only: install what it lacks, pinned.
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchviz==0.0.3",
+                    "gradient-flow-lab @ git+https://github.com/gradient-flow-lab/"
+                    "gradient-flow-lab@v0.1.0"], check=True)
+
+import torch
+
+import helpers
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## The shared toy network
+# The same `L1 -> ReLU -> L2` network as in every notebook, with its fixed batch of 8 examples
+# and a mean-squared-error loss. Here is the graph of one plain training step: every parameter
+# reaches the loss and gets a gradient.
+
+# %%
+import warnings
+
+from torch import nn
+
+from helpers.mechanisms.manual_grad_edits import edit_norms
+
+net = helpers.toy_net()
+x, y = helpers.toy_batch()
+control = helpers.run("control")
+helpers.draw(control)
+
+# %% [markdown]
+# ## Predict first
+# After `backward()`, and before `step()`, this loop drops the first layer's gradients:
+#
+# ```python
+# loss.backward()
+# for p in net.l1.parameters():
+#     p.grad = None
+# optimizer.step()
+# ```
+#
+# Which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad` equal to `None`
+# after the step? And which will the step move? Decide before you scroll on. With a live kernel,
+# tick your answer and press the button.
+
+# %%
+helpers.predict("manual_grad_edits", edit="set_none", layer="l1", how="direct",
+                why="backward() filled all four grads; the loop then set l1's to None. "
+                    "optimizer.step() skips a parameter whose .grad is None, so l1 does not "
+                    "move, and l2 takes its usual step.")
+
+# %% [markdown]
+# ## The mechanism in code
+# `backward()` fills `p.grad`; `step()` reads it. Anything you do to `p.grad` in between is
+# what the step sees. Here one edit of each kind, on a fresh network:
+
+# %%
+net = helpers.toy_net()
+optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+
+optimizer.zero_grad()
+loss = helpers.toy_loss(net(x), y)
+loss.backward()
+before = {name: p.grad.clone() for name, p in net.named_parameters()}
+
+# --- edits: .grad is filled, no parameter has moved yet ---
+net.l1.weight.grad[:, 0] = 0       # mask: freeze what input feature 0 feeds in
+net.l1.bias.grad = None            # drop: step() will skip l1.bias
+net.l2.weight.grad.mul_(0.5)       # scale
+net.l2.bias.grad.zero_()           # zero: a tensor of zeros, not None
+
+start = {name: p.detach().clone() for name, p in net.named_parameters()}
+optimizer.step()
+
+for name, p in net.named_parameters():
+    after = "None" if p.grad is None else f"{p.grad.norm():.4f}"
+    moved = (p.detach() - start[name]).norm()
+    print(f"{name:10} grad norm {before[name].norm():.4f} -> {after:6}  step moved it {moved:.4f}")
+
+# %%
+assert torch.equal(net.l1.weight.grad[:, 1:], before["l1.weight"][:, 1:])
+assert not net.l1.weight.grad[:, 0].any()
+assert net.l1.bias.grad is None and torch.equal(net.l1.bias.detach(), start["l1.bias"])
+assert torch.equal(net.l2.weight.grad, 0.5 * before["l2.weight"])
+assert not net.l2.bias.grad.any() and torch.equal(net.l2.bias.detach(), start["l2.bias"])
+
+# %% [markdown]
+# Clipping rescales all the gradients together so that their combined norm is at most
+# `max_norm`. It returns the norm it measured, *before* clipping:
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+
+total = torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters()]))
+print(f"norm before clipping (returned): {total:.4f}   after: {after:.4f}")
+
+# %%
+assert abs(total.item() - 1.0833) < 1e-4 and abs(after.item() - 0.25) < 1e-5
+
+# %% [markdown]
+# The same edits can run *during* `backward()`, as hooks on the parameters:
+# - `p.register_hook(fn)`: `fn(grad)` gets the gradient on its way into `p.grad` and may return
+#   a replacement;
+# - `p.register_post_accumulate_grad_hook(fn)`: `fn(p)` runs after `p.grad` is updated and
+#   edits it in place. It must return `None`.
+#
+# Both return a handle: call `.remove()` when the hook should stop.
+
+# %%
+net = helpers.toy_net()
+
+handle_1 = net.l2.weight.register_hook(lambda grad: grad * 0.5)
+
+def drop_grad(p):
+    p.grad = None
+
+handle_2 = net.l1.bias.register_post_accumulate_grad_hook(drop_grad)
+
+helpers.toy_loss(net(x), y).backward()   # both hooks run in here
+handle_1.remove()
+handle_2.remove()
+print({name: "None" if p.grad is None else f"{p.grad.norm():.4f}"
+       for name, p in net.named_parameters()})
+
+# %%
+assert torch.equal(net.l2.weight.grad, 0.5 * before["l2.weight"])
+assert net.l1.bias.grad is None
+assert torch.equal(net.l1.weight.grad, before["l1.weight"])
+
+# %% [markdown]
+# ## Explorer
+# Choose an edit, the layer it applies to, and how it is done: directly after `backward()`,
+# with `Tensor.register_hook`, or with `register_post_accumulate_grad_hook`. The table shows,
+# per parameter, the code that ran, the gradient before and after the edit (state and
+# |norm|), how far `optimizer.step()` (SGD, lr 0.1) moved the parameter, and the usual columns.
+# The graph does not change with the edit: edits act on `.grad`, not on the recorded graph.
+# It starts at the most common edit in real code: clip the whole network's gradients.
+
+# %%
+helpers.explore("manual_grad_edits")
+
+# %% [markdown]
+# ## Truth table
+# Every edit, on `l1`, `l2` or both, done each of the three ways: 54 rows, and none raises.
+# (Edits on different layers do not interact, so `both` stands for any mix of the two.)
+# Three rows are worth finding first: `set_none` with `hook` gives `values`, not `None`.
+
+# %%
+helpers.truth_table("manual_grad_edits")
+
+# %% [markdown]
+# The truth table shows only *states*. Scale, clip and mask all leave `values`; the norms tell
+# them apart. Here each edit and each way, on both layers, before the step:
+
+# %%
+edit_norms("both")
+
+# %% [markdown]
+# ## What happened and why
+# **The graph is the same with or without an edit.** An edit changes what sits in `.grad`, not
+# what autograd recorded. Below, all four grads are set to `None` after `backward()`: the
+# graph is the plain one; only the parameter boxes turn grey and dashed.
+
+# %%
+dropped = helpers.run("manual_grad_edits", edit="set_none", layer="both", how="direct")
+assert dropped.grads_none() == list(helpers.PARAM_NAMES)
+assert helpers.draw(dropped).diagrams[0].edges == helpers.draw(control).diagrams[0].edges
+helpers.draw(dropped, beside=control)
+
+# %% [markdown]
+# **`zero_()` and `= None` both stop plain SGD from moving a parameter, for different reasons.**
+# With zeros, SGD computes `p - lr * 0`. With `None`, every optimizer skips the parameter.
+# They differ once momentum or weight decay is involved: zeros still let those move a
+# parameter ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)).
+
+# %%
+zeroed = helpers.run("manual_grad_edits", edit="zero", layer="l1", how="direct")
+dropped = helpers.run("manual_grad_edits", edit="set_none", layer="l1", how="direct")
+for name in ("l1.weight", "l1.bias"):
+    assert zeroed.params[name].grad == "zeros" and not zeroed.params[name].changed
+    assert dropped.params[name].grad == "None" and not dropped.params[name].changed
+assert zeroed.params["l2.weight"].changed and dropped.params["l2.weight"].changed
+
+# %% [markdown]
+# **A tensor hook cannot set `.grad` to `None`.** A hook registered with `register_hook`
+# returns either a new gradient or `None`, and `None` means "keep the gradient as it is". So
+# "set to None" through `register_hook` changes nothing; `.grad` gets its values. To drop a
+# gradient, set `p.grad = None` after `backward()` or in a post-accumulate hook.
+
+# %%
+net = helpers.toy_net()
+net.l1.weight.register_hook(lambda grad: None)
+helpers.toy_loss(net(x), y).backward()
+print("l1.weight.grad is None:", net.l1.weight.grad is None)
+
+# %%
+assert torch.equal(net.l1.weight.grad, before["l1.weight"])
+via_hook = helpers.run("manual_grad_edits", edit="set_none", layer="l1", how="hook")
+via_post = helpers.run("manual_grad_edits", edit="set_none", layer="l1", how="post_hook")
+assert via_hook.grads_none() == [] and via_post.grads_none() == ["l1.weight", "l1.bias"]
+helpers.grad_table(via_hook)
+
+# %% [markdown]
+# **`register_hook` edits each incoming gradient; the post-accumulate hook edits the running
+# total.** The difference shows when gradients accumulate over two backward passes. Halving
+# with `register_hook` gives `0.5 g + 0.5 g = g`; halving `.grad` after each pass gives
+# `0.5 (0.5 g + g) = 0.75 g`. During the first pass the tensor hook runs while `p.grad` is
+# still `None`: it really runs *before* accumulation.
+
+# %%
+g = before["l2.bias"]
+seen = []
+
+net = helpers.toy_net()
+def halve_incoming(grad):
+    seen.append(net.l2.bias.grad)           # .grad as it is while the hook runs
+    return grad * 0.5
+net.l2.bias.register_hook(halve_incoming)
+for _ in range(2):
+    helpers.toy_loss(net(x), y).backward()
+by_hook = net.l2.bias.grad.clone()
+
+net = helpers.toy_net()
+def halve_total(p):
+    p.grad.mul_(0.5)
+net.l2.bias.register_post_accumulate_grad_hook(halve_total)
+for _ in range(2):
+    helpers.toy_loss(net(x), y).backward()
+by_post_hook = net.l2.bias.grad.clone()
+
+print(f"register_hook: {(by_hook / g).item():.2f} g   post-accumulate hook: "
+      f"{(by_post_hook / g).item():.2f} g   .grad inside the first hook call: {seen[0]}")
+
+# %%
+assert torch.equal(by_hook, g) and torch.equal(by_post_hook, 0.75 * g)
+assert seen[0] is None
+
+# %% [markdown]
+# **A hook sees one tensor, so it clips one tensor.** `clip_grad_norm_(net.parameters(), ...)`
+# measures all gradients together and scales them by the same factor. Clipping inside a hook
+# can only bound each tensor's own norm: small tensors are left alone, and the combined norm
+# can end up larger than `max_norm`. In the explorer, the direct clip is the global one.
+
+# %%
+direct = helpers.run("manual_grad_edits", edit="clip", layer="both", how="direct")
+hooked = helpers.run("manual_grad_edits", edit="clip", layer="both", how="hook")
+combined = lambda outcome: sum(p.grad_norm ** 2 for p in outcome.params.values()) ** 0.5
+print(f"combined norm after clipping: direct {combined(direct):.4f}, "
+      f"per-tensor hook {combined(hooked):.4f}")
+
+# %%
+assert abs(combined(direct) - 0.25) < 1e-5
+assert all(p.grad_norm <= 0.25 + 1e-6 for p in hooked.params.values())
+assert combined(hooked) > 0.4
+assert hooked.params["l2.weight"].grad_norm == control.params["l2.weight"].grad_norm
+
+# %% [markdown]
+# **`clip_grad_norm_` skips `None` gradients and returns the total norm of the others.**
+# It is safe to call on a model with frozen or dropped parameters.
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+net.l2.bias.grad = None
+others = [before[n] for n in ("l1.weight", "l1.bias", "l2.weight")]
+
+total = torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+print(f"returned {total:.4f}; l2.bias.grad is still {net.l2.bias.grad}")
+
+# %%
+assert torch.allclose(total, torch.linalg.vector_norm(torch.cat([t.flatten() for t in others])))
+assert net.l2.bias.grad is None
+
+# %% [markdown]
+# **A hook on one parameter does not change what the other parameters receive.** A
+# parameter's gradient ends at its own `.grad`. A hook on an *intermediate* tensor is
+# different: what it returns flows on to every layer before it.
+
+# %%
+net = helpers.toy_net()
+net.l2.weight.register_hook(lambda grad: torch.zeros_like(grad))
+helpers.toy_loss(net(x), y).backward()
+assert not net.l2.weight.grad.any()
+assert torch.equal(net.l1.weight.grad, before["l1.weight"])
+
+net = helpers.toy_net()
+h = net.l1(x)
+h.register_hook(lambda grad: torch.zeros_like(grad))   # h is not a leaf
+helpers.toy_loss(net.l2(torch.relu(h)), y).backward()
+print("l1.weight.grad all zero:", not net.l1.weight.grad.any(),
+      "| l2.weight.grad all zero:", not net.l2.weight.grad.any())
+
+# %%
+assert not net.l1.weight.grad.any() and net.l1.bias.grad is not None
+assert torch.equal(net.l2.weight.grad, before["l2.weight"])
+
+# %% [markdown]
+# **Non-leaf tensors do not keep `.grad`.** `h` above is computed, not created by you: after
+# `backward()` its `.grad` is `None`, and reading it warns. Call `h.retain_grad()` before
+# `backward()` to keep it.
+
+# %%
+net = helpers.toy_net()
+h = net.l1(x)
+helpers.toy_loss(net.l2(torch.relu(h)), y).backward()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    grad_of_h = h.grad
+print("h.grad:", grad_of_h)
+print("warning:", str(caught[0].message).split(". ")[0])
+
+# %%
+assert grad_of_h is None and issubclass(caught[0].category, UserWarning)
+assert "not a leaf Tensor" in str(caught[0].message)
+
+# %%
+net = helpers.toy_net()
+h = net.l1(x)
+h.retain_grad()
+helpers.toy_loss(net.l2(torch.relu(h)), y).backward()
+print("h.grad shape:", tuple(h.grad.shape), "| h.is_leaf:", h.is_leaf)
+
+# %%
+assert h.grad is not None and h.grad.shape == h.shape and not h.is_leaf
+
+# %% [markdown]
+# **A manual SGD step under `torch.no_grad()` does what `optimizer.step()` does.** This is
+# the starting point for any custom update rule.
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+with torch.no_grad():
+    for p in net.parameters():
+        if p.grad is not None:
+            p -= 0.1 * p.grad
+
+reference = helpers.toy_net()
+helpers.toy_loss(reference(x), y).backward()
+torch.optim.SGD(reference.parameters(), lr=0.1).step()
+print(all(torch.allclose(a, b) for a, b in zip(net.parameters(), reference.parameters())))
+
+# %%
+assert all(torch.allclose(a, b) for a, b in zip(net.parameters(), reference.parameters()))
+assert all(p.is_leaf and p.requires_grad for p in net.parameters())
+
+# %% [markdown]
+# ## Pitfalls
+# **A manual update outside `no_grad`.** Autograd refuses to record an in-place change of a
+# parameter that requires grad:
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+try:
+    for p in net.parameters():
+        p -= 0.1 * p.grad
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in str(e)
+
+# %% [markdown]
+# Fix: wrap the update in `torch.no_grad()`, as in the cell just above this section.
+
+# %%
+with torch.no_grad():
+    for p in net.parameters():
+        p -= 0.1 * p.grad
+assert all(torch.allclose(a, b) for a, b in zip(net.parameters(), reference.parameters()))
+
+# %% [markdown]
+# **A manual update that forgets `None` gradients.** After an edit that drops a gradient,
+# `p.grad` is `None` and the arithmetic fails. (This is a `TypeError` from Python, not a
+# PyTorch error.)
+
+# %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()
+net.l1.bias.grad = None
+try:
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+except TypeError as e:
+    print(type(e).__name__ + ":", e)
+    assert "NoneType" in str(e)
+
+# %% [markdown]
+# Fix: skip them, as every optimizer does.
+
+# %%
+l1_bias = net.l1.bias.detach().clone()
+with torch.no_grad():
+    for p in net.parameters():
+        if p.grad is not None:
+            p -= 0.1 * p.grad
+assert torch.equal(net.l1.bias.detach(), l1_bias)
+
+# %% [markdown]
+# **A post-accumulate hook written as a lambda.** `p.grad.mul_(0.5)` returns the tensor, so the
+# lambda returns it too, and PyTorch insists the hook return `None`:
+
+# %%
+net = helpers.toy_net()
+net.l2.bias.register_post_accumulate_grad_hook(lambda p: p.grad.mul_(0.5))
+try:
+    helpers.toy_loss(net(x), y).backward()
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "post accumulate grad hooks should return None" in str(e)
+
+# %% [markdown]
+# Fix: a `def` without a `return`, like `halve_total` above.
+
+# %%
+net = helpers.toy_net()
+net.l2.bias.register_post_accumulate_grad_hook(halve_total)
+helpers.toy_loss(net(x), y).backward()
+assert torch.equal(net.l2.bias.grad, 0.5 * g)
+
+# %% [markdown]
+# **A hook that is never removed.** A hook stays on the tensor for every later `backward()`,
+# so a one-off edit silently becomes permanent:
+
+# %%
+net = helpers.toy_net()
+optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+handle = net.l2.bias.register_hook(lambda grad: grad * 0)   # meant for step 1 only
+grad_sums = []
+for step in range(2):
+    optimizer.zero_grad()
+    loss = helpers.toy_loss(net(x), y)
+    loss.backward()
+    grad_sums.append(net.l2.bias.grad.abs().sum().item())
+    optimizer.step()
+print("sum of |l2.bias.grad| in step 1 and step 2:", grad_sums)
+
+# %%
+assert grad_sums == [0.0, 0.0]
+
+# %% [markdown]
+# Fix: keep the handle and call `handle.remove()` when the edit should stop.
+
+# %%
+handle.remove()
+optimizer.zero_grad()
+helpers.toy_loss(net(x), y).backward()
+assert net.l2.bias.grad.abs().sum().item() > 0
+
+# %% [markdown]
+# **Clipping after `step()`.** The step has already used the unclipped gradient; clipping
+# afterwards only changes a `.grad` that the next `zero_grad()` will throw away.
+
+# %%
+net = helpers.toy_net()
+optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+start = net.l2.bias.detach().clone()
+helpers.toy_loss(net(x), y).backward()
+optimizer.step()
+torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)   # too late
+print(f"l2.bias moved by {(net.l2.bias - start).abs().item():.4f}  (unclipped: 0.1 * |g| = "
+      f"{0.1 * g.abs().item():.4f})")
+
+# %%
+assert torch.allclose(net.l2.bias.detach(), start - 0.1 * g)
+
+# %% [markdown]
+# Fix: the order is `backward()`, edit, `step()`, as in every cell of this notebook.
+#
+# **Calling `backward()` again to see the gradient before and after an edit.** The first
+# `backward()` frees the graph:
+
+# %%
+net = helpers.toy_net()
+loss = helpers.toy_loss(net(x), y)
+loss.backward()
+try:
+    loss.backward()
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0][:60] + " ...")
+    assert "Trying to backward through the graph a second time" in str(e)
+
+# %% [markdown]
+# Fix: copy `p.grad.clone()` before editing (as `before` above), or, if you really need a second
+# pass through the same graph, `backward(retain_graph=True)` the first time.
+
+# %%
+net = helpers.toy_net()
+loss = helpers.toy_loss(net(x), y)
+loss.backward(retain_graph=True)
+loss.backward()
+assert torch.equal(net.l2.bias.grad, 2 * g)
+
+# %% [markdown]
+# **`backward()` on a loss per example.** To weight or mask examples, you may keep the loss
+# unreduced; `backward()` then needs to know how to combine the elements:
+
+# %%
+net = helpers.toy_net()
+per_example = nn.functional.mse_loss(net(x), y, reduction="none")   # shape (8, 1)
+try:
+    per_example.backward()
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).splitlines()[0])
+    assert "grad can be implicitly created only for scalar outputs" in str(e)
+
+# %% [markdown]
+# Fix: reduce it to a scalar yourself, or pass a `gradient` with one weight per element.
+# Weights of `1/8` give exactly the mean loss's gradient:
+
+# %%
+per_example.backward(gradient=torch.full_like(per_example, 1 / 8))
+assert torch.allclose(net.l2.bias.grad, g)
+
+# %% [markdown]
+# ## Where it is used
+# **Gradient clipping for RNNs.** Backpropagation through many time steps can make gradients
+# explode; clipping their total norm before each step keeps updates bounded. The returned norm
+# is what people log to spot explosions.
+
+# %%
+torch.manual_seed(0)
+rnn, head = nn.RNN(input_size=4, hidden_size=8, batch_first=True), nn.Linear(8, 1)
+params = list(rnn.parameters()) + list(head.parameters())
+optimizer = torch.optim.SGD(params, lr=0.05)
+sequences, targets = torch.randn(16, 20, 4), torch.randn(16, 1)
+
+norms = []
+for step in range(5):
+    optimizer.zero_grad()
+    output, _ = rnn(sequences)
+    loss = nn.functional.mse_loss(head(output[:, -1]), targets)
+    loss.backward()
+    norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm=0.25).item())
+    optimizer.step()
+print("norms before clipping:", [round(n, 3) for n in norms])
+
+# %%
+clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+assert clipped.item() <= 0.25 + 1e-5 and min(norms) > 0.25  # every step was clipped
+
+# %% [markdown]
+# **Masking frozen rows of an embedding.** Keep some rows fixed (say, pretrained vectors for
+# special tokens) while the others train: a hook zeroes their rows of the gradient on every
+# backward pass.
+
+# %%
+torch.manual_seed(0)
+embedding = nn.Embedding(10, 4)
+frozen_rows = torch.tensor([0, 1])
+row_mask = torch.ones(10, 1)
+row_mask[frozen_rows] = 0
+embedding.weight.register_hook(lambda grad: grad * row_mask)
+
+optimizer = torch.optim.SGD(embedding.parameters(), lr=0.1)
+start = embedding.weight.detach().clone()
+tokens = torch.tensor([[0, 1, 2, 3], [1, 4, 5, 0]])
+for step in range(3):
+    optimizer.zero_grad()
+    embedding(tokens).pow(2).sum().backward()
+    optimizer.step()
+moved = (embedding.weight.detach() - start).abs().sum(dim=1)
+print("rows moved:", [i for i in range(10) if moved[i] > 0])
+
+# %%
+assert torch.equal(embedding.weight[frozen_rows].detach(), start[frozen_rows])
+assert [i for i in range(10) if moved[i] > 0] == [2, 3, 4, 5]
+
+# %% [markdown]
+# The mask gives the frozen rows a gradient of *zeros*, not `None` (a hook cannot drop part of
+# a tensor). Plain SGD leaves them alone, but weight decay does not look at the gradient:
+
+# %%
+decayed = nn.Embedding(10, 4)
+decayed.weight.register_hook(lambda grad: grad * row_mask)
+kept = decayed.weight.detach().clone()
+optimizer = torch.optim.SGD(decayed.parameters(), lr=0.1, weight_decay=0.01)
+decayed(tokens).pow(2).sum().backward()
+optimizer.step()
+assert not torch.equal(decayed.weight[frozen_rows].detach(), kept[frozen_rows])
+
+# %% [markdown]
+# **Custom update rules.** A manual step under `no_grad` can do anything with `p.grad`. Here
+# sign-SGD, which moves each weight by a fixed amount in the direction of its gradient's sign:
+
+# %%
+net = helpers.toy_net()
+losses = []
+for step in range(20):
+    net.zero_grad()
+    loss = helpers.toy_loss(net(x), y)
+    loss.backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.01 * p.grad.sign()
+    losses.append(loss.item())
+print(f"loss: {losses[0]:.4f} -> {losses[-1]:.4f}")
+
+# %%
+assert losses[-1] < losses[0]
+
+# %% [markdown]
+# ## Exercises
+# **07.1** After this code, which parameters have `.grad` equal to `None`? Answer with a set of
+# names (possibly empty).
+#
+# ```python
+# net = helpers.toy_net()
+# net.l1.weight.register_hook(lambda grad: None)
+#
+# def drop(p):
+#     p.grad = None
+# net.l2.bias.register_post_accumulate_grad_hook(drop)
+#
+# helpers.toy_loss(net(x), y).backward()
+# ```
+
+# %%
+answer = ...  # e.g. {"l1.weight"}
+helpers.check("07.1", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `{"l2.bias"}`. The tensor hook on `l1.weight` returns `None`, which keeps the gradient. The
+# post-accumulate hook sets `l2.bias.grad = None` after it was filled.
+# </details>
+#
+# **07.2** A post-accumulate hook halves `net.l2.bias.grad` (`p.grad.mul_(0.5)`), and you run
+# **three** backward passes on the same batch without clearing. What is the final
+# `l2.bias.grad` divided by the gradient `g` of one plain pass? Answer with a number. (Work it
+# out on paper, then check it in code.)
+
+# %%
+answer = ...  # e.g. 1.5
+helpers.check("07.2", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `0.875`: after pass 1 the hook leaves `0.5 g`; pass 2 adds `g` and halves: `0.75 g`; pass 3
+# adds `g` and halves: `0.875 g`. (With `register_hook` halving each incoming gradient it
+# would be `1.5 g`.)
+# </details>
+#
+# **07.3** On a fresh `helpers.toy_net()`: one `backward()` of the toy loss, clip all gradients
+# together to a norm of 0.25, then a manual SGD step with learning rate 0.1. What is
+# `net.l2.bias` afterwards? Answer with the tensor (`.detach()` it).
+
+# %%
+answer = ...  # your code here, e.g. net.l2.bias.detach()
+helpers.check("07.3", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# net = helpers.toy_net()
+# helpers.toy_loss(net(x), y).backward()
+# torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+# with torch.no_grad():
+#     for p in net.parameters():
+#         p -= 0.1 * p.grad
+# answer = net.l2.bias.detach()
+# ```
+# </details>
+
+# %% [markdown]
+# ## Recap
+# - Gradient edits go between `backward()` and `step()`: zeros still reach the optimizer,
+#   `None` makes it skip the parameter; `clip_grad_norm_` skips `None` and returns the norm
+#   before clipping.
+# - `register_hook` replaces the incoming gradient (returning `None` keeps it, so it cannot
+#   drop `.grad`); `register_post_accumulate_grad_hook` edits `.grad` after accumulation and
+#   must return `None`. A hook sees one tensor: it cannot clip by a global norm.
+# - Manual updates run under `torch.no_grad()` and skip `None` grads; non-leaf tensors keep
+#   `.grad` only after `retain_grad()`.
+#
+# ## Further reading
+# - [`torch.Tensor.register_hook`](https://pytorch.org/docs/stable/generated/torch.Tensor.register_hook.html)
+# - [`torch.Tensor.register_post_accumulate_grad_hook`](https://pytorch.org/docs/stable/generated/torch.Tensor.register_post_accumulate_grad_hook.html)
+# - [`torch.nn.utils.clip_grad_norm_`](https://pytorch.org/docs/stable/generated/torch.nn.utils.clip_grad_norm_.html)
+# - [`torch.Tensor.retain_grad`](https://pytorch.org/docs/stable/generated/torch.Tensor.retain_grad.html)
+# - [Autograd mechanics: backward hooks](https://pytorch.org/docs/stable/notes/autograd.html#backward-hooks-execution)
+# - [How to save memory by fusing the optimizer step into the backward pass](https://pytorch.org/tutorials/intermediate/optimizer_step_in_backward_tutorial.html)
+#
+# [Next: 08 · Compare them all](08_compare_all.ipynb)

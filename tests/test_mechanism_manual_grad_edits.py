@@ -1,0 +1,276 @@
+"""manual_grad_edits: every combination against what plain PyTorch does.
+
+Expected gradients are derived here from the plain gradient ``g`` of one ordinary backward pass,
+with the rules PyTorch documents (a tensor hook's return value replaces the incoming gradient,
+``None`` keeps it; a post-accumulate hook edits ``.grad`` after it is updated), written out as
+plain tensor arithmetic, never by calling the module under test.
+"""
+
+import itertools
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import helpers
+import helpers.mechanisms  # noqa: F401  (registers the mechanism and its exercises)
+from helpers.exercises import EXERCISES, check
+from helpers.outcome import StepContext
+from helpers.registry import get_mechanism
+from helpers.toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
+
+NAME = "manual_grad_edits"
+EDITS = ["none", "zero", "set_none", "scale", "clip", "mask"]
+LAYERS = ["l1", "l2", "both"]
+HOWS = ["direct", "hook", "post_hook"]
+COMBOS = list(itertools.product(EDITS, LAYERS, HOWS))
+
+
+def plain_grads():
+    net = toy_net()
+    x, y = toy_batch()
+    toy_loss(net(x), y).backward()
+    return {n: p.grad.clone() for n, p in net.named_parameters()}, \
+        {n: p.detach().clone() for n, p in toy_net().named_parameters()}
+
+
+G, P0 = plain_grads()
+
+
+def expected_grads(edit, layer, how):
+    """name -> expected .grad before the step (a tensor or None)."""
+    chosen = [n for n in PARAM_NAMES if layer == "both" or n.startswith(layer + ".")]
+    out = {n: G[n].clone() for n in PARAM_NAMES}
+    if edit == "clip" and how == "direct":
+        total = math.sqrt(sum(float((G[n] ** 2).sum()) for n in chosen))
+        coef = min(1.0, 0.25 / (total + 1e-6))
+    for n in chosen:
+        g = G[n]
+        if edit == "zero":
+            out[n] = torch.zeros_like(g)
+        elif edit == "set_none":
+            out[n] = g.clone() if how == "hook" else None  # a tensor hook cannot drop .grad
+        elif edit == "scale":
+            out[n] = 0.5 * g
+        elif edit == "clip":
+            if how == "direct":
+                out[n] = coef * g
+            else:  # a hook sees one tensor: each is clipped on its own
+                out[n] = g * min(1.0, 0.25 / (float(g.norm()) + 1e-6))
+        elif edit == "mask" and g.dim() == 2:
+            masked = g.clone()
+            masked[:, 0] = 0.0
+            out[n] = masked
+    return out
+
+
+def state(t):
+    if t is None:
+        return "None"
+    return "values" if bool(t.abs().sum() > 0) else "zeros"
+
+
+def close(a, b):
+    return torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("edit,layer,how", COMBOS)
+def test_every_combination_matches_plain_pytorch(edit, layer, how):
+    expected = expected_grads(edit, layer, how)
+    outcome = helpers.run(NAME, edit=edit, layer=layer, how=how)
+    assert outcome.error is None
+    for n in PARAM_NAMES:
+        p = outcome.params[n]
+        assert p.requires_grad
+        assert p.grad == state(expected[n]), n
+        # plain SGD without momentum: a parameter moves exactly when its grad has values
+        assert p.changed == (expected[n] is not None and bool(expected[n].abs().sum() > 0)), n
+        if expected[n] is None:
+            assert p.grad_norm is None
+        else:
+            assert abs(p.grad_norm - float(expected[n].norm())) < 1e-5, n
+        assert p.extra["grad before edit"] == f"values |{float(G[n].norm()):.4f}|"
+    # the exact tensors, and the parameters after the step
+    ctx = StepContext()
+    get_mechanism(NAME).step(ctx, edit=edit, layer=layer, how=how)
+    for n, param in ctx.net.named_parameters():
+        if expected[n] is None:
+            assert param.grad is None
+            assert torch.equal(param.detach(), P0[n])
+        else:
+            assert close(param.grad, expected[n]), n
+            assert close(param.detach(), P0[n] - LEARNING_RATE * expected[n]), n
+        assert not param._backward_hooks, "hooks must be removed after the step"
+        assert not getattr(param, "_post_accumulate_grad_hooks", None)
+
+
+def test_combinations_cover_the_options():
+    mech = get_mechanism(NAME)
+    assert sorted(tuple(c.values()) for c in mech.combinations()) == sorted(COMBOS)
+    assert mech.defaults == {"edit": "clip", "layer": "both", "how": "direct"}
+    assert mech.notebook == "07_manual_grad_edits"
+
+
+def test_truth_table_rows():
+    table = helpers.truth_table(NAME)
+    assert len(table.rows) == 54
+    row = dict(zip(table.columns, next(r for r in table.rows
+                                       if r[:3] == ["set_none", "l1", "hook"])))
+    assert row["grad l1.weight"] == "values *"  # the hook returned None: grad kept
+    row = dict(zip(table.columns, next(r for r in table.rows
+                                       if r[:3] == ["set_none", "l1", "post_hook"])))
+    assert row["grad l1.weight"] == "None" and row["grad l2.weight"] == "values *"
+    assert all(r[-1] == "" for r in table.rows)  # no combination raises
+
+
+# ---- plain PyTorch facts the notebook teaches -----------------------------------------------
+
+def test_tensor_hook_returning_none_keeps_grad_and_post_hook_can_drop_it():
+    x, y = toy_batch()
+    net = toy_net()
+    net.l1.weight.register_hook(lambda g: None)
+    toy_loss(net(x), y).backward()
+    assert torch.equal(net.l1.weight.grad, G["l1.weight"])
+    net = toy_net()
+
+    def drop(p):
+        p.grad = None
+    net.l1.weight.register_post_accumulate_grad_hook(drop)
+    toy_loss(net(x), y).backward()
+    assert net.l1.weight.grad is None
+
+
+def test_hook_vs_post_hook_under_accumulation():
+    x, y = toy_batch()
+    net = toy_net()
+    net.l2.bias.register_hook(lambda g: g * 0.5)
+    for _ in range(2):
+        toy_loss(net(x), y).backward()
+    assert torch.equal(net.l2.bias.grad, G["l2.bias"])
+    net = toy_net()
+
+    def halve(p):
+        p.grad.mul_(0.5)
+    net.l2.bias.register_post_accumulate_grad_hook(halve)
+    for _ in range(2):
+        toy_loss(net(x), y).backward()
+    assert torch.equal(net.l2.bias.grad, 0.75 * G["l2.bias"])
+
+
+def test_post_hook_must_return_none_and_needs_a_leaf():
+    x, y = toy_batch()
+    net = toy_net()
+    net.l2.bias.register_post_accumulate_grad_hook(lambda p: p.grad.mul_(0.5))
+    with pytest.raises(RuntimeError, match="post accumulate grad hooks should return None"):
+        toy_loss(net(x), y).backward()
+    with pytest.raises(RuntimeError, match="cannot be registered on non-leaf tensors"):
+        toy_net().l1(x).register_post_accumulate_grad_hook(lambda t: None)
+
+
+def test_clip_grad_norm_skips_none_and_returns_total_norm_before_clipping():
+    x, y = toy_batch()
+    net = toy_net()
+    toy_loss(net(x), y).backward()
+    net.l1.weight.grad = None
+    total = math.sqrt(sum(float((G[n] ** 2).sum()) for n in PARAM_NAMES if n != "l1.weight"))
+    returned = nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+    assert abs(float(returned) - total) < 1e-5
+    assert net.l1.weight.grad is None
+    after = math.sqrt(sum(float((p.grad ** 2).sum()) for p in net.parameters()
+                          if p.grad is not None))
+    assert abs(after - 0.25) < 1e-5
+
+
+def test_manual_update_needs_no_grad():
+    x, y = toy_batch()
+    net = toy_net()
+    toy_loss(net(x), y).backward()
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used "
+                                           "in an in-place operation"):
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    net = toy_net()
+    toy_loss(net(x), y).backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    for n, p in net.named_parameters():
+        assert close(p.detach(), P0[n] - 0.1 * G[n])
+        assert p.is_leaf and p.requires_grad
+
+
+def test_non_leaf_grad_is_none_with_warning_unless_retained():
+    x, y = toy_batch()
+    net = toy_net()
+    h = net.l1(x)
+    toy_loss(net.l2(torch.relu(h)), y).backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert h.grad is None
+    assert any("not a leaf Tensor" in str(w.message) for w in caught)
+    h = net.l1(x)
+    h.retain_grad()
+    toy_loss(net.l2(torch.relu(h)), y).backward()
+    assert h.grad is not None and h.grad.shape == (8, 3)
+
+
+def test_errors_explained():
+    from helpers.errors import explain
+    p = torch.ones(2, requires_grad=True)
+    p.register_post_accumulate_grad_hook(lambda t: t.grad * 2)
+    with pytest.raises(RuntimeError) as info:
+        p.sum().backward()
+    assert "return None" in explain(info.value).explanation
+
+
+# ---- explorer, quiz, exercises --------------------------------------------------------------
+
+def test_explorer_follows_pytorch():
+    explorer = helpers.explore(NAME)
+    assert explorer.table.value.count('class="gfl-none"') == 0
+    explorer.set(edit="set_none", layer="l1")
+    # l1.weight and l1.bias: None in "grad after edit" and in "grad"
+    assert explorer.table.value.count('class="gfl-none">None<') == 4
+    explorer.controls["how"].value = "hook"
+    assert explorer.table.value.count('class="gfl-none">None<') == 0
+    assert "hook returns None: grad kept" in explorer.table.value
+    explorer.controls["how"].value = "post_hook"
+    assert explorer.table.value.count('class="gfl-none">None<') == 4
+
+
+def test_quiz():
+    quiz = helpers.predict(NAME, edit="set_none", layer="l1", how="direct")
+    quiz.choose(["l1.weight", "l1.bias"])
+    assert quiz.check()
+    quiz.choose([])
+    assert not quiz.check()
+    quiz = helpers.predict(NAME, edit="set_none", layer="l1", how="hook")
+    quiz.choose([])
+    assert quiz.check()
+
+
+def test_exercises_solutions_pass_wrong_answers_fail():
+    assert {"07.1", "07.2", "07.3"} <= set(EXERCISES)
+    assert check("07.1", {"l2.bias"})
+    assert not check("07.1", {"l1.weight", "l2.bias"})
+    assert check("07.2", 0.875)
+    assert not check("07.2", 0.75) and not check("07.2", 1.5)
+    total = math.sqrt(sum(float((G[n] ** 2).sum()) for n in PARAM_NAMES))
+    solution = P0["l2.bias"] - 0.1 * G["l2.bias"] * (0.25 / (total + 1e-6))
+    assert check("07.3", solution)
+    assert not check("07.3", P0["l2.bias"] - 0.1 * G["l2.bias"])
+    unanswered = check("07.3", ...)
+    assert not unanswered and "Not answered yet" in repr(unanswered)
+    assert "Right." in repr(check("07.2", 0.875)) and "Not yet." in repr(check("07.2", 1.5))
+
+
+def test_edit_norms_table():
+    from helpers.mechanisms.manual_grad_edits import edit_norms
+    table = edit_norms()
+    assert len(table.rows) == 18
+    row = dict(zip(table.columns, next(r for r in table.rows if r[:2] == ["scale", "direct"])))
+    assert row["l2.bias"] == f"values |{0.5 * float(G['l2.bias'].norm()):.4f}|"
+    row = dict(zip(table.columns, next(r for r in table.rows if r[:2] == ["set_none", "hook"])))
+    assert row["l1.weight"] == f"values |{float(G['l1.weight'].norm()):.4f}|"

@@ -1,0 +1,223 @@
+"""The no_grad mechanism, its notebook's exercises, and the saved-bytes measurement it uses.
+
+Every expectation is computed here with plain PyTorch (or counted by hand), never by calling
+the helper under test.
+"""
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+import helpers
+from helpers.costs import larger_mlp, saved_tensor_bytes
+from helpers.exercises import EXERCISES, check
+from helpers.toy import PARAM_NAMES, toy_batch, toy_net
+
+OVER = ["none", "l1", "l2", "all"]
+FLOAT = 4  # bytes per float32
+
+
+def maybe_no_grad(flag):
+    return torch.no_grad() if flag else contextlib.nullcontext()
+
+
+def plain_step(over):
+    """The step written out in plain torch: (net, before, error message, hidden, output)."""
+    net = toy_net()
+    x, y = toy_batch()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    optimizer.zero_grad()
+    with maybe_no_grad(over in ("l1", "all")):
+        hidden = net.l1(x)
+    with maybe_no_grad(over == "all"):
+        activated = torch.relu(hidden)
+    with maybe_no_grad(over in ("l2", "all")):
+        output = net.l2(activated)
+    error = None
+    try:
+        nn.functional.mse_loss(output, y).backward()
+        optimizer.step()
+    except RuntimeError as exc:
+        error = str(exc)
+    return net, before, error, hidden, output
+
+
+def state(grad):
+    if grad is None:
+        return "None"
+    return "zeros" if not grad.any() else "values"
+
+
+@pytest.mark.parametrize("over", OVER)
+def test_every_option_matches_plain_pytorch(over):
+    outcome = helpers.run("no_grad", no_grad_over=over)
+    net, before, error, hidden, output = plain_step(over)
+    for name, p in net.named_parameters():
+        got = outcome.params[name]
+        assert got.requires_grad is p.requires_grad is True  # no_grad never changes the flag
+        assert got.grad == state(p.grad), name
+        assert got.changed == (not torch.equal(before[name], p.detach())), name
+        if p.grad is not None:
+            assert got.grad_norm == pytest.approx(float(p.grad.norm()))
+        layer_output = hidden if name.startswith("l1") else output
+        expected_note = ("no grad_fn (requires_grad=False)" if layer_output.grad_fn is None
+                         else f"grad_fn {type(layer_output.grad_fn).__name__}")
+        assert got.extra["layer output"] == expected_note
+        assert got.extra["under no_grad"] == ("yes" if name[:2] in {
+            "none": (), "l1": ("l1",), "l2": ("l2",), "all": ("l1", "l2")}[over] else "no")
+    if error is None:
+        assert outcome.error is None
+    else:
+        assert outcome.error.kind == "RuntimeError"
+        assert outcome.error.message == error.splitlines()[0]
+        assert "does not require grad and does not have a grad_fn" in outcome.error.message
+
+
+def test_expected_pattern_written_out():
+    """The lesson in words: L1 only -> L1 grads None, L2 trains; L2 or all -> backward raises."""
+    table = {over: helpers.run("no_grad", no_grad_over=over) for over in OVER}
+    assert table["none"].grads_none() == [] and table["none"].error is None
+    assert table["l1"].grads_none() == ["l1.weight", "l1.bias"] and table["l1"].error is None
+    assert table["l1"].params["l2.weight"].changed and not table["l1"].params["l1.weight"].changed
+    for over in ("l2", "all"):
+        assert table[over].grads_none() == list(PARAM_NAMES)
+        assert "element 0 of tensors does not require grad" in table[over].error.message
+        assert table[over].loss.grad_fn is None and not table[over].loss.requires_grad
+
+
+def test_l1_under_no_grad_leaves_l2_gradients_exactly_as_the_plain_step():
+    net, _, _, _, _ = plain_step("l1")
+    control = toy_net()
+    x, y = toy_batch()
+    nn.functional.mse_loss(control(x), y).backward()
+    assert torch.equal(net.l2.weight.grad, control.l2.weight.grad)
+    assert torch.equal(net.l2.bias.grad, control.l2.bias.grad)
+    assert net.l1.weight.grad is None and net.l1.bias.grad is None
+
+
+def test_l2_case_recorded_l1_but_nothing_reaches_the_loss():
+    _, _, error, hidden, output = plain_step("l2")
+    assert type(hidden.grad_fn).__name__ == "AddmmBackward0"
+    assert output.grad_fn is None and error is not None
+
+
+def test_graph_is_a_single_loss_node_when_nothing_is_recorded():
+    for over in ("l2", "all"):
+        outline = repr(helpers.draw(helpers.run("no_grad", no_grad_over=over)))
+        lines = outline.splitlines()
+        assert lines[1] == "loss ()"
+        assert "Backward" not in outline and outline.count("(not in graph)") == 4
+    l1 = repr(helpers.draw(helpers.run("no_grad", no_grad_over="l1")))
+    assert l1.count("(not in graph)") == 2 and "ReluBackward0" not in l1
+
+
+def test_registered_with_its_notebook():
+    mechanism = helpers.get_mechanism("no_grad")
+    assert mechanism.notebook == "04_no_grad"
+    assert [c["no_grad_over"] for c in mechanism.combinations()] == OVER
+    rows = helpers.truth_table("no_grad").rows
+    assert [row[0] for row in rows] == OVER
+    assert rows[1][1:5] == ["None", "None", "values *", "values *"]
+
+
+# Explorer and quiz -----------------------------------------------------------------------
+
+def test_explorer_follows_pytorch():
+    explorer = helpers.explore("no_grad")
+    assert explorer.options == {"no_grad_over": "l1"}
+    assert explorer.table.value.count('class="gfl-none">None') == 2
+    explorer.controls["no_grad_over"].value = "none"
+    assert 'class="gfl-none"' not in explorer.table.value
+    explorer.set(no_grad_over="all")
+    assert explorer.table.value.count('class="gfl-none">None') == 4
+    assert "does not require grad" in explorer.table.value
+
+
+def test_quiz_marks_answers():
+    quiz = helpers.predict("no_grad", no_grad_over="l1")
+    quiz.choose(["l1.weight", "l1.bias"])
+    assert quiz.check() and "Right!" in quiz.feedback.value
+    quiz.choose([])
+    assert not quiz.check()
+    everything = helpers.predict("no_grad", no_grad_over="l2")
+    everything.choose(["l2.weight", "l2.bias"])
+    assert not everything.check()  # L1 was recorded, but its grads are None too
+    everything.choose(list(PARAM_NAMES))
+    assert everything.check()
+
+
+# Saved-tensor bytes ------------------------------------------------------------------------
+
+def test_saved_bytes_toy_net_hand_count():
+    net = toy_net()
+    x, _ = toy_batch()
+    # Grad mode saves: x (8x4) for l1.weight's grad, the ReLU output (8x3, once, though both
+    # ReLU's backward and l2's addmm keep it), and l2.weight.t() (a parameter, 1x3).
+    activations = (8 * 4 + 8 * 3) * FLOAT
+    assert saved_tensor_bytes(net, x, exclude=net) == activations == 224
+    assert saved_tensor_bytes(net, x) == activations + 3 * FLOAT
+    assert saved_tensor_bytes(net, x, exclude=[net, x]) == 8 * 3 * FLOAT
+
+    def under_no_grad():
+        with torch.no_grad():
+            net(x)
+
+    assert saved_tensor_bytes(under_no_grad, exclude=net) == 0
+    assert saved_tensor_bytes(lambda: net(x).detach(), exclude=net) == activations
+
+
+def test_saved_bytes_larger_mlp_hand_count():
+    width, depth, batch = 64, 3, 16
+    mlp = larger_mlp(width=width, depth=depth)
+    x = torch.randn(batch, width)
+    # The input and each ReLU output are saved (each ReLU output also feeds the next Linear).
+    assert saved_tensor_bytes(mlp, x, exclude=mlp) == (depth + 1) * batch * width * FLOAT
+    weights = sum(m.weight.numel() for m in mlp if isinstance(m, nn.Linear)
+                  and m is not mlp[0]) * FLOAT  # first Linear: its input needs no grad
+    assert saved_tensor_bytes(mlp, x) == (depth + 1) * batch * width * FLOAT + weights
+
+
+def test_saved_bytes_exclude_rejects_other_types():
+    with pytest.raises(TypeError, match="modules and tensors"):
+        saved_tensor_bytes(lambda: None, exclude=["net"])
+
+
+# Exercises -------------------------------------------------------------------------------
+
+def test_exercise_04_1():
+    assert check("04.1", (False, True))
+    assert not check("04.1", (False, False))
+    assert not check("04.1", ...)
+
+
+def test_exercise_04_2():
+    assert check("04.2", (8 * 4 + 8 * 3) * FLOAT)
+    assert not check("04.2", 236)  # counting the weight l2.weight.t() too
+
+
+def test_exercise_04_3():
+    net = toy_net()
+    x, y = toy_batch()
+    w0 = net.l1.weight.detach().clone()
+    nn.functional.mse_loss(net(x), y).backward()
+    # EMA 0.9 * w0 + 0.1 * (w0 - 0.1 g) = w0 - 0.01 g
+    expected = w0 - 0.01 * net.l1.weight.grad
+    assert check("04.3", expected)
+    assert not check("04.3", w0)
+    assert not check("04.3", w0 - 0.1 * net.l1.weight.grad)
+    assert EXERCISES["04.3"].why
+
+
+def test_interleaved_seconds_times_in_turns():
+    from helpers.costs import interleaved_seconds
+
+    calls = []
+    result = interleaved_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                 repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # warm-up round, then 3 timed rounds, alternating
+    assert set(result) == {"a", "b"}
+    for stats in result.values():
+        assert 0 <= stats["min"] <= stats["median"] <= stats["max"]

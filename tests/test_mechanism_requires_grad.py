@@ -1,0 +1,198 @@
+"""The requires_grad mechanism against what plain PyTorch does (notebook 02)."""
+
+import pytest
+import torch
+from torch import nn
+
+import helpers
+from helpers.exercises import EXERCISES, check
+from helpers.mechanisms.requires_grad import freeze, trainable_parameters
+
+NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
+FROZEN_NAMES = {"none": set(), "l1": {"l1.weight", "l1.bias"}, "l2": {"l2.weight", "l2.bias"},
+                "both": set(NAMES)}
+
+
+class Net(nn.Module):
+    """The toy network, written out again so the expectations do not come from the helpers."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(4, 3)
+        self.l2 = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+
+def plain_net():
+    torch.manual_seed(0)
+    return Net()
+
+
+def plain_batch():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(8, 4, generator=generator), torch.randn(8, 1, generator=generator)
+
+
+def node_names(loss):
+    """Names of every backward node reachable from the loss, and the leaves accumulated into."""
+    names, leaves, stack, seen = [], [], [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        if hasattr(node, "variable"):
+            leaves.append(node.variable)
+        stack += [fn for fn, _ in node.next_functions]
+    return names, leaves
+
+
+def plain_frozen_step(frozen):
+    """The expected result, by hand: freeze, forward, backward, SGD step on what trains."""
+    net, (x, y) = plain_net(), plain_batch()
+    for name, p in net.named_parameters():
+        if name in FROZEN_NAMES[frozen]:
+            p.requires_grad = False
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    loss = nn.functional.mse_loss(net(x), y)
+    _, leaves = node_names(loss) if loss.grad_fn is not None else ([], [])
+    in_graph = {n: any(p is leaf for leaf in leaves) for n, p in net.named_parameters()}
+    error = None
+    try:
+        loss.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                if p.grad is not None:
+                    p -= 0.1 * p.grad
+    except RuntimeError as exc:
+        error = str(exc)
+    return net, before, in_graph, error
+
+
+@pytest.mark.parametrize("frozen", ["none", "l1", "l2", "both"])
+def test_every_option_matches_plain_pytorch(frozen):
+    outcome = helpers.run("requires_grad", frozen=frozen)
+    net, before, in_graph, error = plain_frozen_step(frozen)
+    for name, p in net.named_parameters():
+        got = outcome.params[name]
+        assert got.requires_grad == p.requires_grad == (name not in FROZEN_NAMES[frozen])
+        expected_grad = "None" if p.grad is None else "values"
+        assert got.grad == expected_grad
+        if p.grad is not None:
+            assert got.grad_norm == pytest.approx(p.grad.norm().item(), abs=1e-7)
+        assert got.changed == (not torch.equal(before[name], p.detach()))
+        assert got.extra["in graph"] == ("yes" if in_graph[name] else "no")
+    if frozen == "both":
+        assert "does not require grad and does not have a grad_fn" in error
+        assert outcome.error.kind == "RuntimeError"
+        assert "element 0 of tensors does not require grad" in outcome.error.message
+        assert outcome.loss is not None and outcome.loss.grad_fn is None
+    else:
+        assert error is None and outcome.error is None
+
+
+def test_frozen_l2_passes_the_same_gradient_to_l1():
+    frozen_net, free_net = plain_net(), plain_net()
+    x, y = plain_batch()
+    frozen_net.l2.weight.requires_grad = False
+    frozen_net.l2.bias.requires_grad = False
+    nn.functional.mse_loss(frozen_net(x), y).backward()
+    nn.functional.mse_loss(free_net(x), y).backward()
+    assert torch.equal(frozen_net.l1.weight.grad, free_net.l1.weight.grad)
+    assert torch.equal(frozen_net.l1.bias.grad, free_net.l1.bias.grad)
+    outcome = helpers.run("requires_grad", frozen="l2")
+    assert outcome.params["l1.weight"].grad_norm == pytest.approx(
+        free_net.l1.weight.grad.norm().item(), abs=1e-7)
+
+
+def test_graph_nodes_frozen_l1_vs_frozen_l2():
+    x, y = plain_batch()
+    names = {}
+    for frozen in ("none", "l1", "l2"):
+        net = plain_net()
+        for name, p in net.named_parameters():
+            p.requires_grad = name not in FROZEN_NAMES[frozen]
+        names[frozen], _ = node_names(nn.functional.mse_loss(net(x), y))
+    assert names["none"].count("AddmmBackward0") == 2
+    assert names["l1"].count("AddmmBackward0") == 1 and "ReluBackward0" not in names["l1"]
+    assert names["l2"].count("AddmmBackward0") == 2 and "ReluBackward0" in names["l2"]
+    assert names["l1"].count("AccumulateGrad") == names["l2"].count("AccumulateGrad") == 2
+
+    # The drawn outline says the same: frozen parameters are marked "(not in graph)".
+    outline_l1 = repr(helpers.draw(helpers.run("requires_grad", frozen="l1")))
+    outline_l2 = repr(helpers.draw(helpers.run("requires_grad", frozen="l2")))
+    assert outline_l1.count("AddmmBackward0") == 1 and "ReluBackward0" not in outline_l1
+    assert outline_l2.count("AddmmBackward0") == 2 and "ReluBackward0" in outline_l2
+    for param in ("l1.weight", "l1.bias"):
+        assert f"{param} " in outline_l1 and "grad: None (not in graph)" in outline_l1
+        assert [line for line in outline_l1.splitlines() if param in line][0].strip().endswith(
+            "grad: None (not in graph)")
+    for param in ("l2.weight", "l2.bias"):
+        assert [line for line in outline_l2.splitlines() if param in line][0].strip().endswith(
+            "grad: None (not in graph)")
+    assert outline_l2.count("AccumulateGrad") == 2
+
+
+def test_freeze_and_trainable_parameters_helpers():
+    net = plain_net()
+    freeze(net, "l1")
+    assert [p.requires_grad for p in net.parameters()] == [False, False, True, True]
+    assert trainable_parameters(net) == [net.l2.weight, net.l2.bias]
+    freeze(net, "both")
+    assert trainable_parameters(net) == []
+
+
+def test_truth_table_rows():
+    table = helpers.truth_table("requires_grad")
+    assert table.column("frozen") == ["none", "l1", "l2", "both"]
+    assert table.column("grad l1.weight") == ["values *", "None", "values *", "None"]
+    assert table.column("grad l2.bias") == ["values *", "values *", "None", "None"]
+    assert table.column("error")[:3] == ["", "", ""]
+    assert table.column("error")[3].startswith("RuntimeError: element 0 of tensors")
+
+
+def test_explorer_follows_the_control():
+    explorer = helpers.explore("requires_grad")
+    assert 'class="gfl-none"' not in explorer.table.value
+    explorer.controls["frozen"].value = "l2"
+    assert explorer.table.value.count('class="gfl-none"') == 2
+    assert explorer.graph.value.count("(not in graph)") == 2
+    explorer.set(frozen="both")
+    assert explorer.table.value.count('class="gfl-none"') == 4
+    assert "does not require grad" in explorer.table.value
+
+
+def test_predict_quiz():
+    quiz = helpers.predict("requires_grad", frozen="l2")
+    quiz.choose(["l2.weight", "l2.bias"])
+    assert quiz.check() is True
+    quiz.choose(["l1.weight", "l1.bias", "l2.weight", "l2.bias"])
+    assert quiz.check() is False
+
+
+def test_exercise_solutions_pass_and_wrong_answers_fail():
+    assert check("02.1", {"l1.weight"})
+    assert not check("02.1", {"l1.weight", "l1.bias"})
+    assert check("02.2", 2)
+    assert not check("02.2", 4)
+    assert check("02.3", 4)
+    assert not check("02.3", 16)
+    assert "Right." in repr(check("02.3", 4)) and "Not yet." in repr(check("02.3", 3))
+    assert not check("02.1", ...)
+    assert "Not answered yet" in repr(check("02.1", ...))
+
+
+def test_exercise_expectations_from_plain_pytorch():
+    x, y = plain_batch()
+    net = plain_net()
+    net.l1.weight.requires_grad = False
+    nn.functional.mse_loss(net(x), y).backward()
+    assert EXERCISES["02.1"].expected() == {n for n, p in net.named_parameters() if p.grad is None}
+    net = plain_net()
+    net.l2.requires_grad_(False)
+    names, _ = node_names(nn.functional.mse_loss(net(x), y))
+    assert EXERCISES["02.2"].expected() == names.count("AccumulateGrad") == 2
+    assert EXERCISES["02.3"].expected() == 3 * 1 + 1

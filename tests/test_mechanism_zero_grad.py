@@ -1,0 +1,257 @@
+"""The zero_grad mechanism against what plain PyTorch does (notebook 01)."""
+
+import inspect
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+import helpers
+from helpers.exercises import EXERCISES, check
+from helpers.mechanisms.zero_grad import in_units_of, multiples_table
+
+NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
+CLEARS = ("nothing", "optimizer", "model", "zeros", "loop")
+PASSES = (0, 1, 2, 3)
+HOLDS = ("all", "l2")
+
+
+class Net(nn.Module):
+    """The toy network, written out again so the expectations do not come from the helpers."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(4, 3)
+        self.l2 = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+
+def plain_net():
+    torch.manual_seed(0)
+    return Net()
+
+
+def plain_batch():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(8, 4, generator=generator), torch.randn(8, 1, generator=generator)
+
+
+def plain_iteration(clear, passes, holds):
+    """By hand: a backward leaves grads, clear, ``passes`` backwards, SGD step."""
+    net, (x, y) = plain_net(), plain_batch()
+    params = net.parameters() if holds == "all" else [net.l2.weight, net.l2.bias]
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    g1 = {n: p.grad.clone() for n, p in net.named_parameters()}
+    stale = {n: p.grad for n, p in net.named_parameters()}
+    if clear == "optimizer":
+        optimizer.zero_grad()
+    elif clear == "model":
+        net.zero_grad()
+    elif clear == "zeros":
+        optimizer.zero_grad(set_to_none=False)
+    elif clear == "loop":
+        for p in net.parameters():
+            p.grad = None
+    after_clear = {n: p.grad for n, p in net.named_parameters()}
+    after_clear_state = {n: "None" if g is None else ("zeros" if not g.any() else "values")
+                         for n, g in after_clear.items()}
+    same_object = {n: after_clear[n] is stale[n] for n in NAMES}
+    for _ in range(passes):
+        nn.functional.mse_loss(net(x), y).backward()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    optimizer.step()
+    return net, g1, before, after_clear_state, same_object
+
+
+def expected_multiple(clear, passes, holds, name):
+    """From the facts: how many g1 a parameter's grad holds before the step (None: -1)."""
+    in_optimizer = holds == "all" or name.startswith("l2")
+    cleared = clear in ("model", "loop") or (clear in ("optimizer", "zeros") and in_optimizer)
+    if not cleared:
+        return passes + 1
+    if passes == 0 and clear != "zeros":
+        return -1
+    return passes
+
+
+COMBINATIONS = list(itertools.product(CLEARS, PASSES, HOLDS))
+
+
+@pytest.mark.parametrize("clear,passes,holds", COMBINATIONS)
+def test_every_option_matches_plain_pytorch(clear, passes, holds):
+    outcome = helpers.run("zero_grad", clear=clear, passes=passes, optimizer_has=holds)
+    net, g1, before, after_clear, _ = plain_iteration(clear, passes, holds)
+    assert outcome.error is None
+    for name, p in net.named_parameters():
+        got = outcome.params[name]
+        assert got.requires_grad is True
+        multiple = expected_multiple(clear, passes, holds, name)
+        # The facts' prediction and plain PyTorch agree ...
+        if multiple == -1:
+            assert p.grad is None
+        else:
+            assert torch.equal(p.grad, multiple * g1[name])
+        # ... and so does the mechanism.
+        assert got.grad == ("None" if p.grad is None else
+                            "zeros" if not p.grad.any() else "values")
+        assert got.extra["grad after clearing"] == after_clear[name]
+        assert got.extra["grad vs g1"] == {-1: "None", 0: "zeros", 1: "g1"}.get(
+            multiple, f"{multiple} × g1")
+        if p.grad is None:
+            assert got.grad_norm is None
+        else:
+            assert got.grad_norm == pytest.approx(p.grad.norm().item(), abs=1e-7)
+        moved = not torch.equal(before[name], p.detach())
+        assert got.changed == moved
+        in_optimizer = holds == "all" or name.startswith("l2")
+        assert moved == (in_optimizer and multiple > 0)
+
+
+def test_backward_adds_exactly():
+    net, (x, y) = plain_net(), plain_batch()
+    grads = []
+    for _ in range(3):
+        nn.functional.mse_loss(net(x), y).backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    for name in NAMES:
+        assert torch.equal(grads[1][name], 2 * grads[0][name])
+        assert torch.equal(grads[2][name], 3 * grads[0][name])
+
+
+def test_both_zero_grads_default_to_none_and_false_zeroes_in_place():
+    for method in (torch.optim.Optimizer.zero_grad, nn.Module.zero_grad):
+        assert inspect.signature(method).parameters["set_to_none"].default is True
+    x, y = plain_batch()
+    for call in (lambda net, opt: opt.zero_grad(), lambda net, opt: net.zero_grad()):
+        net = plain_net()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        nn.functional.mse_loss(net(x), y).backward()
+        call(net, opt)
+        assert all(p.grad is None for p in net.parameters())
+    net = plain_net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    old = [p.grad for p in net.parameters()]
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is g and not g.any() for p, g in zip(net.parameters(), old))
+    *_, same_object = plain_iteration("zeros", 0, "all")
+    assert all(same_object.values())
+
+
+def test_optimizer_zero_grad_scope_only_its_parameters():
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    g1 = net.l1.weight.grad.clone()
+    optimizer.zero_grad()
+    assert net.l2.weight.grad is None and torch.equal(net.l1.weight.grad, g1)
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_in_units_of():
+    g = torch.tensor([0.5, -1.25])
+    assert in_units_of(None, g) == "None"
+    assert in_units_of(torch.zeros(2), g) == "zeros"
+    assert in_units_of(g.clone(), g) == "g1"
+    assert in_units_of(g + g + g, g) == "3 × g1"
+    assert in_units_of(g * 0.5, g) == "other"
+
+
+def test_truth_table_rows():
+    table = helpers.truth_table("zero_grad")
+    assert len(table.rows) == len(COMBINATIONS) == 40
+    rows = {tuple(r[:3]): r[3:] for r in table.rows}
+    assert rows[("optimizer", "0", "l2")][:4] == ["values", "values", "None", "None"]
+    assert rows[("model", "0", "l2")][:4] == ["None"] * 4
+    assert rows[("zeros", "0", "all")][:4] == ["zeros"] * 4
+    assert rows[("nothing", "0", "all")][:4] == ["values *"] * 4
+    assert rows[("optimizer", "2", "l2")][:4] == ["values", "values", "values *", "values *"]
+    assert all(r[-1] == "" for r in table.rows)
+
+
+def test_multiples_table():
+    table = multiples_table()
+    rows = {tuple(r[:2]): r[2:] for r in table.rows}
+    assert rows[("all", "nothing")] == ["g1", "2 × g1", "3 × g1", "4 × g1"]
+    assert rows[("all", "optimizer")] == ["None", "g1", "2 × g1", "3 × g1"]
+    assert rows[("all", "zeros")] == ["zeros", "g1", "2 × g1", "3 × g1"]
+    assert rows[("l2", "optimizer")] == ["g1 (l1) | None (l2)", "2 × g1 (l1) | g1 (l2)",
+                                         "3 × g1 (l1) | 2 × g1 (l2)", "4 × g1 (l1) | 3 × g1 (l2)"]
+    assert rows[("l2", "model")] == rows[("all", "model")]
+    # The caption's claim: each bias is the same multiple as its weight.
+    for clear, passes, holds in COMBINATIONS:
+        outcome = helpers.run("zero_grad", clear=clear, passes=passes, optimizer_has=holds)
+        for layer in ("l1", "l2"):
+            assert (outcome.params[f"{layer}.weight"].extra["grad vs g1"]
+                    == outcome.params[f"{layer}.bias"].extra["grad vs g1"])
+
+
+def test_explorer_follows_the_controls():
+    explorer = helpers.explore("zero_grad")
+    assert explorer.options == {"clear": "optimizer", "passes": 1, "optimizer_has": "all"}
+    # Default: cleared to None, one pass -> "None" after clearing for all four, then g1.
+    assert explorer.table.value.count('class="gfl-none"') == 4
+    assert ">g1<" in explorer.table.value
+    explorer.controls["clear"].value = "nothing"
+    assert explorer.table.value.count('class="gfl-none"') == 0
+    assert explorer.table.value.count(">2 × g1<") == 4
+    explorer.set(clear="optimizer", passes=0, optimizer_has="l2")
+    # l2's two grads are None in three columns: after clearing, vs g1, grad.
+    assert explorer.table.value.count('class="gfl-none"') == 6
+    assert explorer.graph.value.count("grad: None") == 2
+    explorer.set(clear="zeros")
+    assert explorer.table.value.count('class="gfl-zeros"') == 6
+
+
+def test_predict_quiz():
+    quiz = helpers.predict("zero_grad", clear="optimizer", passes=0, optimizer_has="l2")
+    quiz.choose(["l2.weight", "l2.bias"])
+    assert quiz.check() is True
+    quiz.choose(list(NAMES))
+    assert quiz.check() is False
+    quiz.choose([])
+    assert quiz.check() is False
+
+
+def accumulate_micro_batches(scale):
+    """The exercise 01.3 pattern by hand: 4 micro-batches of 2 rows, each loss times scale."""
+    net, (x, y) = plain_net(), plain_batch()
+    for xb, yb in zip(x.split(2), y.split(2)):
+        (nn.functional.mse_loss(net(xb), yb) * scale).backward()
+    return net.l1.weight.grad
+
+
+def test_exercise_solutions_pass_and_wrong_answers_fail():
+    assert bool(check("01.1", 3)) is True
+    assert bool(check("01.1", 1)) is False
+    assert bool(check("01.1", 4)) is False
+    right = {"optimizer.zero_grad()", "model.zero_grad()"}
+    assert bool(check("01.2", right)) is True
+    assert bool(check("01.2", {"optimizer.zero_grad()"})) is False  # the popular myth
+    assert bool(check("01.3", accumulate_micro_batches(1 / 4))) is True
+    assert bool(check("01.3", accumulate_micro_batches(1.0))) is False
+    verdict = check("01.1", ...)
+    assert bool(verdict) is False and "Not answered yet" in repr(verdict)
+
+
+def test_exercise_expectations_from_plain_pytorch():
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
+    grads = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(net(x), y)
+        grads.append(torch.autograd.grad(loss, net.l1.weight, retain_graph=True)[0])
+        loss.backward()
+    assert torch.equal(net.l1.weight.grad, 3 * grads[0])
+    assert EXERCISES["01.1"].expected() == 3
+    assert EXERCISES["01.2"].expected() == {"optimizer.zero_grad()", "model.zero_grad()"}
+    full = plain_net()
+    nn.functional.mse_loss(full(x), y).backward()
+    assert torch.equal(EXERCISES["01.3"].expected(), full.l1.weight.grad)
+    assert torch.allclose(accumulate_micro_batches(1 / 4), full.l1.weight.grad)
