@@ -20,8 +20,8 @@ system-deps: ## Install Graphviz, Chromium and python3-venv if missing (root), e
 	@PYTHON=$(PYTHON) tools/system_deps.sh
 
 $(BIN)/python: | system-deps
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and \
-	  "Python >= 3.11 is needed (numpy 2.4, matplotlib 3.11); found " + sys.version.split()[0])'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and \
+	  "Python >= 3.10 is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when the pins or the package metadata change.
@@ -31,8 +31,10 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 
 venv: $(STAMP) ## Create .venv and install requirements.txt (only when changed)
 
+# Root = the repository (as on Binder), opened at notebook 00; relative links then work.
 lab: venv system-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
-	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) \
+	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb
 
 # --dist loadfile: all cells of one notebook run in one worker (one kernel), in order.
 # pytest exit 5 = no tests collected: reported loudly, but not a failure.
@@ -47,3 +49,13 @@ notebooks: venv system-deps ## Rebuild notebooks/*.ipynb from notebooks/sources/
 
 clean: ## Remove .venv and build/ (the Binder test venv)
 	rm -rf $(VENV) build
+
+APP_PORT ?= 8866
+.PHONY: app
+app: venv system-deps ## Serve 08_compare_all as an app (Voila: code hidden, widgets live) on 127.0.0.1
+	$(BIN)/voila notebooks/08_compare_all.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(APP_PORT)
+
+.PHONY: bench
+# Timings go to BENCHMARKS.md only. BENCH_QUICK=1: fewer repeats; BENCH_SKIP=footprint,...
+bench: venv system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
+	$(BIN)/python tools/bench.py

@@ -209,7 +209,8 @@ def test_build_tool_normalises_ids_and_timing():
 
 # ---------------------------------------------------------------- (c, d) pinned requirements
 
-REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,=]+)$")
+REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,=]+)"
+                         r"\s*(;\s*python_version\s*[<>=]+\s*\"[0-9.]+\")?$")
 
 
 def package_lines(path):
@@ -226,7 +227,8 @@ def pins(path):
         match = REQUIREMENT.match(line)
         assert match, f"{path.relative_to(ROOT)}:{number}: {line!r} is not pinned with =="
         name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
-        result[name] = match.group(3)
+        marker = (match.group(4) or "").replace(" ", "")
+        result[name + marker] = match.group(3)
     return result
 
 

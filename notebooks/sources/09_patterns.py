@@ -1,0 +1,684 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Patterns from real training code
+#
+# Eight training steps you will meet in real projects, each with a rule about where gradients
+# may flow, each run correctly and with the classic mistake, so you can see what breaks.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/09_patterns.ipynb)
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/09_patterns.ipynb)
+
+# %% [markdown]
+# **What you will learn**
+# - fine-tuning, truncated BPTT, EMA, distillation, GAN and actor-critic steps, a probe head on
+#   a shared trunk and a stopped skip branch: which parameters must get gradients and which
+#   must not;
+# - to check a rule before training: walk the loss's graph and list the parameters it reaches;
+# - what each classic mistake does: an error, a leak of gradients, or a silently wrong update.
+#
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the table),
+# [02 · requires_grad](02_requires_grad.ipynb), [03 · detach](03_detach.ipynb) and
+# [04 · torch.no_grad](04_no_grad.ipynb). Each pattern combines the tools of those notebooks.
+#
+# **Time**: about 40 minutes.
+
+# %% [markdown]
+# ## Setup
+# On Colab this cell installs what Colab lacks (torchviz and this series' helpers, pinned);
+# everywhere else it does nothing. Then it imports and fixes the seed.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab only: install what it lacks, pinned.
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchviz==0.0.3",
+                    "gradient-flow-lab @ git+https://github.com/gradient-flow-lab/"
+                    "gradient-flow-lab@v0.1.0"], check=True)
+
+import torch
+
+import helpers
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# The patterns live in `helpers.patterns`: small models, one training step per pattern, and the
+# views used below.
+
+# %%
+from helpers import patterns
+
+print(list(patterns.PATTERNS))
+
+# %% [markdown]
+# ## The shared toy network
+# The other notebooks change one line of the plain step of the `L1 -> ReLU -> L2` toy network.
+# Here is its graph once more: every parameter reaches the loss.
+
+# %%
+control = helpers.run("control")
+assert control.grads_none() == []
+helpers.draw(control)
+
+# %% [markdown]
+# Real code has several models, or several losses, and a rule: *this loss must train that
+# module and must not touch this one*. The patterns below use tiny models of their own, and
+# name each parameter by its module: `generator.weight`, `critic.bias`, and so on.
+#
+# ## Predict first
+# **A GAN whose discriminator step forgot `.detach()`:**
+#
+# ```python
+# fake = generator(noise)
+# d_loss = bce(discriminator(real), ones) + bce(discriminator(fake), zeros)  # no detach
+# d_loss.backward()
+# ```
+#
+# Which modules' parameters does `d_loss` reach, so that `backward()` fills their `.grad`: the
+# generator, the discriminator, both? Decide before you scroll on. With a live kernel, tick and
+# press the button.
+
+# %%
+patterns.predict_pattern("gan", mistake="no_detach",
+                         why="fake carries the generator's history, so without detach() "
+                             "d_loss reaches the generator too.")
+
+# %% [markdown]
+# **A skip connection whose side branch is frozen**, `branch.requires_grad_(False)`, and then
+# used as `out = head(h + branch(h))` with `h = relu(stem(x))`. Which modules does the
+# branch's output `branch(h)` reach?
+
+# %%
+patterns.predict_pattern("stopped_branch", mistake="freeze",
+                         why="A frozen layer gets no gradient itself, but its input h "
+                             "requires grad, so the layer is recorded and gradient flows "
+                             "through it into the stem.")
+
+# %% [markdown]
+# ## The patterns in code
+# Each pattern below shows the lines that matter, then runs the whole step with
+# `patterns.run_pattern(name)` (correct) and `patterns.run_pattern(name, mistake)`. The table
+# has one row per parameter: the rule, whether the *guarded* tensor's graph reaches it, its
+# `.grad` just after the backward that matters, and whether the step changed it.
+#
+# How "reaches" is decided: `backward()` only fills the `.grad` of leaves it meets while
+# walking the graph from the loss. `patterns.reached_by(loss, named_parameters)` does that walk
+# *without* running backward, so you can check a rule before training.
+
+# %%
+generator, discriminator, noise, real = patterns.gan_parts()
+named = {"generator.weight": generator.weight, "discriminator.weight": discriminator.weight}
+fake = generator(noise)
+print("with fake:         ", sorted(patterns.reached_by(discriminator(fake).sum(), named)))
+print("with fake.detach():", sorted(patterns.reached_by(discriminator(fake.detach()).sum(),
+                                                        named)))
+assert patterns.reached_by(discriminator(fake).sum(), named) == set(named)
+assert patterns.reached_by(discriminator(fake.detach()).sum(), named) == {"discriminator.weight"}
+
+# %% [markdown]
+# ### 1. Fine-tuning a new head
+# A pretrained backbone stays fixed; only the new head learns:
+#
+# ```python
+# backbone.requires_grad_(False)
+# optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
+# loss = F.cross_entropy(head(backbone(x)), labels)
+# ```
+
+# %%
+fine_tune = patterns.run_pattern("fine_tune")
+assert fine_tune.ok
+assert fine_tune.grads_none() == ["backbone.0.weight", "backbone.0.bias"]
+assert not any(fine_tune.changed[n] for n in ["backbone.0.weight", "backbone.0.bias"])
+fine_tune.table()
+
+# %% [markdown]
+# The frozen backbone is not even recorded: it is the first layer and its input does not
+# require grad, so the graph starts at the head (one `AddmmBackward0`, the head's).
+
+# %%
+assert patterns.count_nodes(fine_tune.loss, "AddmmBackward0") == 1
+no_freeze = patterns.run_pattern("fine_tune", "no_freeze")
+assert patterns.count_nodes(no_freeze.loss, "AddmmBackward0") == 2
+no_freeze.draw(beside=fine_tune)
+
+# %% [markdown]
+# **What breaks without it.** Not frozen and handed to the optimizer, the backbone moves: one
+# step on a small batch of new data already changes the pretrained weights.
+
+# %%
+print(no_freeze.problems())
+assert not no_freeze.ok and no_freeze.error is None
+assert no_freeze.changed["backbone.0.weight"] and no_freeze.grads["backbone.0.weight"] == "values"
+
+# %% [markdown]
+# Leaving the backbone out of the optimizer, without freezing it, keeps the weights still but
+# not the work: `backward()` still computes the backbone's gradients.
+
+# %%
+optimizer_only = patterns.run_pattern("fine_tune", "optimizer_only")
+assert optimizer_only.grads["backbone.0.weight"] == "values"
+assert not optimizer_only.changed["backbone.0.weight"]
+optimizer_only.table()
+
+# %% [markdown]
+# ### 2. Truncated backpropagation through time
+# An RNN reads a long sequence in chunks and updates after each one. The hidden state carries
+# on; its history must not:
+#
+# ```python
+# for chunk in chunks:
+#     h = h.detach()              # cut at the chunk's edge
+#     optimizer.zero_grad()
+#     loss = 0
+#     for x_t, y_t in chunk:
+#         h = cell(x_t, h)
+#         loss = loss + F.mse_loss(readout(h), y_t)
+#     loss.backward()
+#     optimizer.step()
+# ```
+#
+# Here the sequence has 4 steps, in chunks of 2. With the cut, the last chunk's graph spans 2
+# RNN steps (count the `TanhBackward0` nodes in the graph on the right).
+
+# %%
+bptt = patterns.run_pattern("truncated_bptt")
+assert bptt.ok and bptt.facts["RNN steps in the last chunk's graph"] == 2
+bptt.draw()
+
+# %% [markdown]
+# **What breaks without it.** Without the cut, the second chunk's graph reaches back into the
+# first chunk, whose saved tensors the first `backward()` already freed. The second backward
+# fails.
+
+# %%
+no_cut = patterns.run_pattern("truncated_bptt", "no_detach")
+print(no_cut.error)
+assert no_cut.facts["RNN steps in the last chunk's graph"] == 4
+assert "Trying to backward through the graph a second time" in no_cut.error.message
+
+# %% [markdown]
+# ### 3. An EMA of the weights
+# A second copy of the model follows the trained one slowly, `ema = 0.9 * ema + 0.1 * student`
+# after each step, and is used for evaluation. The update runs under `no_grad`:
+#
+# ```python
+# ema = copy.deepcopy(student).requires_grad_(False)
+# ...
+# optimizer.step()
+# with torch.no_grad():
+#     for e, p in zip(ema.parameters(), student.parameters()):
+#         e.mul_(0.9).add_(p, alpha=0.1)
+# ```
+#
+# The guarded tensor here is an evaluation of the EMA model: it must reach nothing.
+
+# %%
+ema = patterns.run_pattern("ema")
+assert ema.ok and ema.reached == set()
+assert ema.grads_none() == ["ema.weight", "ema.bias"]
+assert ema.changed["ema.weight"]     # moved by the average, not by an optimizer
+ema.table()
+
+# %% [markdown]
+# The EMA weights are exactly the weighted average of their old values (the student before
+# the step) and the student after the step.
+
+# %%
+start, _, _, _ = patterns.ema_pair()
+expected = 0.9 * start.weight + 0.1 * ema.models["student"].weight
+assert torch.allclose(ema.models["ema"].weight, expected)
+
+# %% [markdown]
+# **What breaks without it.** Outside `no_grad`, a copy whose parameters require grad refuses
+# the in-place update (a plain `copy.deepcopy` gives such a copy):
+
+# %%
+unfrozen = patterns.run_pattern("ema", "unfrozen_no_no_grad")
+print(unfrozen.error)
+assert "a leaf Variable that requires grad is being used in an in-place operation" in \
+    unfrozen.error.message
+
+# %% [markdown]
+# A frozen copy is worse: PyTorch accepts the update silently and records it. The EMA weights
+# now have a `grad_fn`, and evaluating the EMA model builds a graph back into the student.
+# Every further update makes that chain longer.
+
+# %%
+silent = patterns.run_pattern("ema", "no_no_grad")
+assert silent.error is None and not silent.ok
+assert silent.models["ema"].weight.grad_fn is not None
+assert silent.reached == {"student.weight", "student.bias"}
+silent.draw(beside=ema)
+
+# %% [markdown]
+# ### 4. Knowledge distillation
+# A fixed teacher's softened outputs are the student's targets. The teacher runs without a
+# graph:
+#
+# ```python
+# teacher.eval()
+# with torch.no_grad():
+#     teacher_logits = teacher(x)
+# loss = distillation_loss(student(x), teacher_logits)   # KL divergence at temperature 2
+# ```
+
+# %%
+distill = patterns.run_pattern("distillation")
+assert distill.ok
+assert distill.grads_none() == ["teacher.0.weight", "teacher.0.bias", "teacher.2.weight",
+                                "teacher.2.bias"]
+distill.table()
+
+# %% [markdown]
+# **What breaks without it.** With the teacher's graph, `backward()` also runs through the
+# teacher and computes gradients for all four teacher parameters, all for nothing, since the
+# optimizer holds only the student.
+
+# %%
+with_graph = patterns.run_pattern("distillation", "teacher_graph")
+assert with_graph.reached >= {"teacher.0.weight", "teacher.2.weight"}
+assert all(with_graph.grads[n] == "values" for n in with_graph.params)
+assert not with_graph.changed["teacher.0.weight"]
+with_graph.draw(beside=distill)
+
+# %% [markdown]
+# And nothing clears them: the student's `optimizer.zero_grad()` only touches the student, so
+# the teacher's `.grad` keeps adding up step after step.
+
+# %%
+with_graph.optimizers["optimizer"].zero_grad()
+teacher = with_graph.models["teacher"]
+assert teacher[0].weight.grad is not None
+assert with_graph.models["student"].weight.grad is None
+
+# %% [markdown]
+# ### 5. A GAN step
+# The discriminator learns to tell `real` from `fake`; then the generator learns to fool it.
+# One `fake` serves both steps:
+#
+# ```python
+# fake = generator(noise)
+# d_opt.zero_grad()
+# d_loss = bce(discriminator(real), ones) + bce(discriminator(fake.detach()), zeros)
+# d_loss.backward()
+# d_opt.step()
+# g_opt.zero_grad()
+# g_loss = bce(discriminator(fake), ones)
+# g_loss.backward()
+# g_opt.step()
+# ```
+
+# %%
+gan = patterns.run_pattern("gan")
+assert gan.ok
+assert gan.grads_none() == ["generator.weight", "generator.bias"]
+gan.table()
+
+# %% [markdown]
+# **What breaks without it.** Without `.detach()`, `d_loss` reaches the generator: its
+# backward fills the generator's `.grad` and frees the generator's part of the graph. The
+# generator's own backward, through the same `fake`, then fails.
+
+# %%
+gan_broken = patterns.run_pattern("gan", "no_detach")
+print(gan_broken.error)
+assert gan_broken.grads["generator.weight"] == "values"
+assert "Trying to backward through the graph a second time" in gan_broken.error.message
+gan_broken.draw(beside=gan)
+
+# %% [markdown]
+# The generator's step, on the other hand, does reach the discriminator: `g_loss` is computed
+# through it. That is why the discriminator's step starts with its own `d_opt.zero_grad()`.
+
+# %%
+generator, discriminator, noise, real = patterns.gan_parts()
+g_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+    discriminator(generator(noise)), torch.ones(8, 1))
+print(sorted(patterns.reached_by(g_loss, {"generator.weight": generator.weight,
+                                          "discriminator.weight": discriminator.weight})))
+assert patterns.reached_by(g_loss, {"d": discriminator.weight}) == {"d"}
+
+# %% [markdown]
+# ### 6. A DDPG-style actor-critic update
+# The critic learns Q(state, action); the actor learns actions the critic rates highly. One
+# `action` serves both steps, actor first:
+#
+# ```python
+# action = torch.tanh(actor(states))
+# actor_opt.zero_grad()
+# actor_loss = -critic(torch.cat([states, action], 1)).mean()
+# actor_loss.backward()            # fills the actor's AND the critic's .grad
+# actor_opt.step()
+# critic_opt.zero_grad()           # clear what the actor's backward left on the critic
+# critic_loss = F.mse_loss(critic(torch.cat([states, action.detach()], 1)), returns)
+# critic_loss.backward()
+# critic_opt.step()
+# ```
+
+# %%
+ac = patterns.run_pattern("actor_critic")
+print(ac.facts)
+assert ac.ok
+assert ac.facts["critic grad after the actor's step"] == "values"
+assert ac.facts["critic grad before its backward"] == "None"
+assert ac.reached == {"critic.weight", "critic.bias"}
+ac.table()
+
+# %% [markdown]
+# **What breaks without the `zero_grad()`.** No error at all: the critic's update silently
+# adds the actor's gradient, which pushes the critic to rate the actor's actions higher. The
+# difference between the two updates' critic gradients is exactly what the actor's backward
+# left behind.
+
+# %%
+no_clear = patterns.run_pattern("actor_critic", "no_clear")
+actor, critic, states, returns = patterns.actor_critic_parts()
+(-critic(torch.cat([states, torch.tanh(actor(states))], 1)).mean()).backward()
+left_by_actor = critic.weight.grad
+difference = no_clear.models["critic"].weight.grad - ac.models["critic"].weight.grad
+assert no_clear.error is None and not no_clear.ok
+assert torch.allclose(difference, left_by_actor)
+
+# %% [markdown]
+# **What breaks without the `.detach()`.** The critic's loss reaches the actor, through an
+# `action` whose graph the actor's backward already freed: backward fails.
+
+# %%
+ac_broken = patterns.run_pattern("actor_critic", "no_detach")
+print(ac_broken.error)
+assert ac_broken.reached == {"actor.weight", "actor.bias", "critic.weight", "critic.bias"}
+assert "Trying to backward through the graph a second time" in ac_broken.error.message
+ac_broken.draw(beside=ac)
+
+# %% [markdown]
+# ### 7. A shared trunk with a probe head
+# A main head trains the trunk. A second head, a *probe*, reads the trunk's features to
+# monitor them (or for an auxiliary output) and must not shape them:
+#
+# ```python
+# features = trunk(x)
+# main_loss = F.mse_loss(main_head(features), y)
+# probe_loss = F.cross_entropy(probe(features.detach()), labels)
+# (main_loss + probe_loss).backward()
+# ```
+
+# %%
+trunk = patterns.run_pattern("shared_trunk")
+assert trunk.ok and trunk.reached == {"probe.weight", "probe.bias"}
+assert trunk.grads_none() == []      # every module trains: the trunk through the main loss
+assert trunk.checks["the trunk's gradient is the main loss's alone"]
+trunk.table()
+
+# %% [markdown]
+# **What breaks without it.** No error: the probe's loss reaches the trunk and adds its
+# gradient, so the trunk is trained for the probe's task too. The table looks the same
+# (every grad has values); only the graph, and the numbers, tell.
+
+# %%
+trunk_broken = patterns.run_pattern("shared_trunk", "no_detach")
+assert trunk_broken.error is None and not trunk_broken.ok
+assert trunk_broken.grads == trunk.grads
+assert not torch.allclose(trunk_broken.models["trunk"][0].weight.grad,
+                          trunk.models["trunk"][0].weight.grad)
+trunk_broken.draw(beside=trunk)
+
+# %% [markdown]
+# ### 8. A skip connection with the side branch stopped
+# A side branch adds features to the residual stream but must stay fixed, and the stem must
+# learn through the skip path only:
+#
+# ```python
+# h = torch.relu(stem(x))
+# out = head(h + branch(h).detach())
+# ```
+
+# %%
+skip = patterns.run_pattern("stopped_branch")
+assert skip.ok and skip.reached == set()
+assert skip.grads_none() == ["branch.weight", "branch.bias"]
+skip.table()
+
+# %% [markdown]
+# **What breaks without it.** Without `.detach()` the branch trains. With
+# `branch.requires_grad_(False)` instead, the table is identical to the correct one: the
+# branch gets no gradient. But the branch is still recorded, because its input `h` requires
+# grad, and the stem receives gradient through it as well.
+
+# %%
+frozen = patterns.run_pattern("stopped_branch", "freeze")
+assert frozen.grads == skip.grads
+assert frozen.reached == {"stem.weight", "stem.bias"}
+assert not torch.allclose(frozen.models["stem"].weight.grad, skip.models["stem"].weight.grad)
+assert patterns.run_pattern("stopped_branch", "no_detach").grads["branch.weight"] == "values"
+frozen.draw(beside=skip)
+
+# %% [markdown]
+# ## Explorer
+# Pick a pattern and a variant, correct or one of its mistakes: the summary, the table and the
+# graph follow. With a live kernel, try them all.
+
+# %%
+patterns.explore_patterns("gan")
+
+# %% [markdown]
+# ## Truth table
+# Every pattern and variant at once, readable without a kernel: which modules the guarded
+# tensor reaches, and whether the step follows its rule.
+
+# %%
+table = patterns.summary_table()
+assert table.column("verdict").count("ok") == len(patterns.PATTERNS)
+table
+
+# %% [markdown]
+# ## What happened and why
+# **The graph tells you in advance which `.grad` backward fills.** Where every gradient was
+# `None` before the backward, the parameters the loss reaches are exactly those with a
+# gradient after it.
+
+# %%
+for result in [fine_tune, no_freeze, distill, with_graph, gan, gan_broken]:
+    filled = {n for n, state in result.grads.items() if state == "values"}
+    assert filled == result.reached, result.pattern
+
+# %% [markdown]
+# **Three tools, three different cuts.** `torch.no_grad()` records nothing (the teacher, the
+# EMA update). `.detach()` cuts one tensor's history and leaves the rest of the graph alone
+# (TBPTT, GAN, actor-critic, the probe, the stopped branch). `requires_grad_(False)` stops a
+# parameter's own gradient but not the gradient flowing through its layer (the frozen branch).
+
+# %%
+assert distill.models["teacher"][0].weight.grad is None      # no_grad: teacher not recorded
+assert skip.reached == set() and frozen.reached != set()    # detach cuts, freezing does not
+
+# %% [markdown]
+# **A mistake is not always an error.** Five of the mistakes raise; the others run and train
+# the wrong thing (or waste work).
+
+# %%
+silent_mistakes = [row[:2] for row in table.rows if row[3] == "BROKEN" and
+                   not row[4].startswith("error")]
+for row in silent_mistakes:
+    print(*row, sep=": ")
+assert sum(row[4].startswith("error") for row in table.rows) == 5
+
+# %% [markdown]
+# ## Pitfalls
+# ### `retain_graph=True` does not fix truncated BPTT
+# The error message in pattern 2 suggests `retain_graph=True`. Here it only trades one error
+# for another: the optimizer has changed the weights in place since the first chunk saved
+# them, and the graph still spans the whole sequence so far.
+
+# %%
+retained = patterns.run_pattern("truncated_bptt", "retain_graph")
+print(retained.error.kind + ":", retained.error.message.split(". Hint")[0])
+assert "modified by an inplace operation" in retained.error.message
+assert retained.facts["RNN steps in the last chunk's graph"] == 4
+
+# %% [markdown]
+# **Fix:** `h = h.detach()` at the start of each chunk (pattern 2).
+#
+# ### A table of grads cannot see a leak into a trained module
+# In the shared trunk and the frozen branch, the correct and the broken step give the same
+# `None`/`values` table. Check the graph of the loss that must not leak, as
+# `patterns.reached_by` does, or compare the gradient with the one you intend.
+
+# %%
+assert trunk_broken.grads == trunk.grads and trunk_broken.reached != trunk.reached
+assert frozen.grads == skip.grads and frozen.reached != skip.reached
+
+# %% [markdown]
+# ## Where it is used
+# - **Fine-tuning**: the transfer-learning tutorial's "fixed feature extractor" sets
+#   `requires_grad = False` on the pretrained network and optimises only the new layer.
+# - **Truncated BPTT**: the word-language-model example in pytorch/examples repackages (detaches)
+#   the hidden state before every batch.
+# - **EMA**: `torch.optim.swa_utils.AveragedModel` keeps averaged weights of a model; its EMA
+#   EMA update (`get_ema_multi_avg_fn`) runs under `no_grad`: its parameters require grad, yet
+#   get no history, and it gives the same weights as pattern 3.
+# - **Distillation**: the PyTorch knowledge-distillation tutorial runs the teacher under
+#   `torch.no_grad()`.
+# - **GAN**: the DCGAN tutorial trains the discriminator on `fake.detach()`.
+# - **Actor-critic**: DDPG and TD3 implementations alternate critic and actor optimisers on
+#   one batch.
+# - **Probes and stopped branches**: linear probes that monitor self-supervised features, and
+#   stop-gradient in models such as SimSiam and BYOL.
+
+# %%
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+student, _, x, y = patterns.ema_pair()
+optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+averaged = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+averaged.update_parameters(student)  # the first call copies the weights
+torch.nn.functional.mse_loss(student(x), y).backward()
+optimizer.step()
+averaged.update_parameters(student)  # later calls average, under no_grad
+assert all(p.requires_grad and p.grad_fn is None for p in averaged.parameters())
+assert torch.allclose(averaged.module.weight, ema.models["ema"].weight)
+
+# %% [markdown]
+# ## Exercises
+# **09.1** EMA. Take `student, ema, x, y = patterns.ema_pair()`. Train the student one step
+# (`torch.optim.SGD(student.parameters(), lr=0.1)`, loss `F.mse_loss(student(x), y)`), then
+# update the EMA with decay 0.9. Answer with `ema.weight`.
+
+# %%
+answer = ...  # e.g. ema.weight
+helpers.check("09.1", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# import torch.nn.functional as F
+#
+# student, ema, x, y = patterns.ema_pair()
+# optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+# optimizer.zero_grad()
+# F.mse_loss(student(x), y).backward()
+# optimizer.step()
+# with torch.no_grad():
+#     for e, p in zip(ema.parameters(), student.parameters()):
+#         e.mul_(0.9).add_(p, alpha=0.1)
+# answer = ema.weight
+# ```
+# </details>
+#
+# **09.2** A probe on a shared trunk. Take
+# `trunk, main_head, probe, x, y, labels = patterns.trunk_parts()`. Write the summed loss
+# `F.mse_loss(main_head(features), y) + F.cross_entropy(probe(...), labels)` so that the probe
+# does not train the trunk, call `backward()`, and answer with `trunk[0].weight.grad`.
+
+# %%
+answer = ...  # e.g. trunk[0].weight.grad
+helpers.check("09.2", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# features = trunk(x)
+# loss = (F.mse_loss(main_head(features), y)
+#         + F.cross_entropy(probe(features.detach()), labels))
+# loss.backward()
+# answer = trunk[0].weight.grad
+# ```
+# </details>
+#
+# **09.3** Truncated BPTT. Take `cell, readout, sequence, targets = patterns.rnn_parts()` (4
+# time steps, batch 5). Start from `h = torch.zeros(5, 3)` and train in chunks of 2 steps with
+# `torch.optim.SGD` over the cell's and the readout's parameters, `lr=0.1`, summing
+# `F.mse_loss(readout(h), targets[t])` over each chunk. Answer with `readout.bias` at the end.
+
+# %%
+answer = ...  # e.g. readout.bias
+helpers.check("09.3", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# params = list(cell.parameters()) + list(readout.parameters())
+# optimizer = torch.optim.SGD(params, lr=0.1)
+# h = torch.zeros(5, 3)
+# for start in (0, 2):
+#     h = h.detach()
+#     optimizer.zero_grad()
+#     loss = 0
+#     for t in (start, start + 1):
+#         h = cell(sequence[t], h)
+#         loss = loss + F.mse_loss(readout(h), targets[t])
+#     loss.backward()
+#     optimizer.step()
+# answer = readout.bias
+# ```
+# </details>
+#
+# **09.4** Fine-tuning with a head-only optimizer but an unfrozen backbone (the
+# `optimizer_only` mistake). After `backward()`, which parameters have a `.grad` that is not
+# `None`? Answer with a set of names from `backbone.0.weight`, `backbone.0.bias`,
+# `head.weight`, `head.bias`.
+
+# %%
+answer = ...  # e.g. {"head.weight"}
+helpers.check("09.4", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# All four. Backward fills the `.grad` of every parameter that requires grad and is in the
+# graph; the optimizer only decides what moves. `backbone.requires_grad_(False)` saves the work.
+# </details>
+
+# %% [markdown]
+# ## Recap
+# - Each pattern has a rule: which modules a loss may train. Check it by walking the loss's
+#   graph (`patterns.reached_by`) before you trust a training loop.
+# - `no_grad()` for a model that only gives targets or is averaged; `.detach()` for one tensor
+#   crossing from one update to another; `requires_grad_(False)` stops a parameter, not the flow.
+# - Several updates on one step: every optimizer clears its own grads just before its backward.
+#
+# ## Further reading
+# - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html)
+# - [Transfer learning for computer vision](https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html)
+# - [Knowledge distillation tutorial](https://pytorch.org/tutorials/beginner/knowledge_distillation_tutorial.html)
+# - [DCGAN tutorial](https://pytorch.org/tutorials/beginner/dcgan_faces_tutorial.html)
+# - [`torch.optim.swa_utils` (AveragedModel)](https://pytorch.org/docs/stable/optim.html#weight-averaging-swa-and-ema)
+# - [`torch.Tensor.detach`](https://pytorch.org/docs/stable/generated/torch.Tensor.detach.html)
+#
+# [Next: 10 · Myths, tested](10_myths.ipynb)
