@@ -138,3 +138,103 @@ class _quiet_stderr_fd:
         os.dup2(self.saved, 2)
         os.close(self.saved)
         return False
+
+
+def interleaved_ratios(functions, baseline, repeats=15, warmup=3):
+    """Time several functions in turns; each one's median time ratio to ``baseline``.
+
+    ``functions`` maps a name to a no-argument function; ``baseline`` is one of the names. Each
+    round runs every function once, starting with a different one each round (so none always
+    runs first), and divides each time by the baseline's time *in that round*: a burst of load
+    that hits one round hits numerator and denominator alike. Returns name -> {"ratio": median
+    of the per-round ratios, "median": median seconds, "min", "max"}. It still varies.
+    """
+    if baseline not in functions:
+        raise ValueError(f"baseline {baseline!r} is not one of {', '.join(functions)}")
+    names = list(functions)
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times = {name: [] for name in names}
+    ratios = {name: [] for name in names}
+    for index in range(repeats):
+        shift = index % len(names)
+        seconds = {}
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            functions[name]()
+            seconds[name] = time.perf_counter() - start
+        for name in names:
+            times[name].append(seconds[name])
+            ratios[name].append(seconds[name] / seconds[baseline])
+    return {name: {"ratio": statistics.median(ratios[name]),
+                   "median": statistics.median(times[name]),
+                   "min": min(times[name]), "max": max(times[name])} for name in names}
+
+
+# --- one forward in each gradient mode: the costs notebook 10 and `make bench` report ----------
+
+FORWARD_MODES = ("grad mode", "no_grad", "inference_mode", "detach after")
+
+
+def forward_in_mode(mode, model, inputs, times=1):
+    """A no-argument function that runs ``model(inputs)`` ``times`` times in ``mode``.
+
+    ``mode`` is one of :data:`FORWARD_MODES`: ``"grad mode"`` (recorded), ``"no_grad"``,
+    ``"inference_mode"``, or ``"detach after"`` (recorded, then the output is detached: the
+    graph was built and the activations saved while the forward ran).
+    """
+    if mode not in FORWARD_MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(FORWARD_MODES)}")
+
+    def run():
+        for _ in range(times):
+            if mode == "grad mode":
+                model(inputs)
+            elif mode == "detach after":
+                model(inputs).detach()
+            elif mode == "no_grad":
+                with torch.no_grad():
+                    model(inputs)
+            else:
+                with torch.inference_mode():
+                    model(inputs)
+    return run
+
+
+def mode_costs(model=None, inputs=None, batch=64, repeats=15, warmup=3, times=1):
+    """What a forward of ``model(inputs)`` costs in each of :data:`FORWARD_MODES`: a plain dict.
+
+    Default: :func:`larger_mlp` on a seeded batch of ``batch`` rows. Per mode:
+
+    * ``time_ratio``: the median, over ``repeats`` rounds (after ``warmup``), of the mode's
+      time divided by grad mode's time in the same round; the modes are timed in turns
+      (:func:`interleaved_ratios`), ``times`` forwards per timed run. Below 1 means faster
+      than grad mode. It varies from run to run.
+    * ``median_seconds``: the median time of one run of ``times`` forwards. It varies.
+    * ``peak_bytes``: :func:`peak_memory_bytes` of one forward (deterministic).
+    * ``saved_bytes``: :func:`saved_tensor_bytes` of one forward, not counting the model's
+      own weights (deterministic).
+
+    Returns ``{"baseline": "grad mode", "repeats", "forwards_per_run", "batch", "modes":
+    {mode: {...}}}``, with only str, int and float values (ready for JSON or a table).
+    """
+    if model is None:
+        model = larger_mlp()
+    if inputs is None:
+        width = next(model.parameters()).shape[1]
+        inputs = torch.randn(batch, width, generator=torch.Generator().manual_seed(0))
+    timed = interleaved_ratios(
+        {mode: forward_in_mode(mode, model, inputs, times) for mode in FORWARD_MODES},
+        baseline="grad mode", repeats=repeats, warmup=warmup)
+    modes = {}
+    for mode in FORWARD_MODES:
+        once = forward_in_mode(mode, model, inputs)
+        modes[mode] = {
+            "time_ratio": timed[mode]["ratio"],
+            "median_seconds": timed[mode]["median"],
+            "peak_bytes": int(peak_memory_bytes(once)),
+            "saved_bytes": int(saved_tensor_bytes(once, exclude=model)),
+        }
+    return {"baseline": "grad mode", "repeats": repeats, "forwards_per_run": times,
+            "batch": int(inputs.shape[0]), "modes": modes}

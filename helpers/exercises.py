@@ -58,7 +58,8 @@ class Verdict:
 
 def check(key, answer):
     """Whether ``answer`` is right for exercise ``key``, and why (a :class:`Verdict`)."""
-    from . import mechanisms  # noqa: F401  (exercises live beside their mechanism)
+    from . import mechanisms, patterns  # noqa: F401  (exercises live beside their lessons)
+    from . import myths  # noqa: F401  (notebook 10's exercises)
 
     if key not in EXERCISES:
         raise ValueError(f"unknown exercise {key!r}; valid: {', '.join(sorted(EXERCISES))}")

@@ -116,7 +116,8 @@ def build(twin, out_dir, cwd):
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}},
-                            record_timing=False, store_widget_state=True)
+                            record_timing=False, store_widget_state=True,
+                            coalesce_streams=True)  # one print = one stream output
     client.execute()
     normalise(nb)
     target = Path(out_dir) / f"{Path(twin).stem}.ipynb"

@@ -9,7 +9,6 @@ Taught in notebooks/05_inference_mode.ipynb.
 
 import contextlib
 import statistics
-import time
 
 import torch
 
@@ -125,13 +124,6 @@ def time_ratios(net, x, times=1, repeats=3, rounds=9):
         for mode in MODES:
             per_round[mode].append(seconds[mode] / seconds["no_grad"])
     return {mode: statistics.median(ratios) for mode, ratios in per_round.items()}
-
-
-def microseconds_per_forward(net, x, times=200):
-    """Rough wall time of one forward of ``net`` in grad mode, in microseconds (varies)."""
-    start = time.perf_counter()
-    forward_in("grad mode", net, x, times)()
-    return (time.perf_counter() - start) / times * 1e6
 
 
 # --- exercises -------------------------------------------------------------------------------

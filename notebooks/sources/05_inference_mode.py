@@ -390,11 +390,15 @@ assert memory["larger MLP"]["grad mode"]["peak"] > memory["larger MLP"]["no_grad
 # Here the honest answer is "little, and not everywhere". Inference mode skips the version
 # counter and view bookkeeping per tensor, so any gain is per *op*, not per byte: it can show
 # only where each op is tiny and that overhead dominates. The cell below times a forward pass
-# in each mode (the best of a few medians of several runs) and prints the ratio to `no_grad`.
-# The numbers vary from run to run and machine to machine, so the cell checks nothing about
-# them. When we built this notebook, `inference_mode` and `no_grad` were within a few percent
-# of each other on both networks, well inside the run-to-run noise of the larger MLP. Run it and
-# see what your machine says.
+# in each mode and prints the ratio to `no_grad` (each mode timed in turn, a median of several
+# runs, the median of nine such rounds). The numbers vary from run to run and machine to
+# machine, so the cell checks nothing about them.
+#
+# On the shared 2-core machine where we built this notebook, `inference_mode` came out between
+# a few percent faster and a few percent slower than `no_grad` on the toy net. On the larger
+# MLP, whose time goes into big matrix products, the ratio moved by up to tens of percent in
+# *both* directions from one run to the next: that is load from other programs, not a
+# speed-up. Run the cell a few times and see what your machine says.
 
 # %% tags=["nbval-ignore-output"]
 from helpers.mechanisms.inference_mode import time_ratios

@@ -268,7 +268,7 @@ assert not w.requires_grad and torch.allclose(w, torch.full((3,), 0.9))
 # the optimizer does not skip it. Plain SGD then moves it by `lr * 0`, which is nothing. But:
 # - SGD with momentum moves it by the velocity it built up before the freeze;
 # - Adam moves it by its running mean `exp_avg`, which only decays;
-# - weight decay (SGD's, Adam's or AdamW's) shrinks it on every step.
+# - weight decay (SGD's, Adam's or AdamW's) moves it on every step, zero gradient or not.
 #
 # The table rows with `params=all` and `excluded=zeros` show it: the frozen `l1` moves under
 # every optimizer except plain SGD.
@@ -295,6 +295,19 @@ assert outline.count("AddmmBackward0") == 1
 helpers.draw(trap, beside=control)
 
 # %% [markdown]
+# Keeping the body out of the optimizer is the other fix: in every `l2` row of the truth table
+# the body stays put, whichever optimizer and whatever its grads hold.
+
+# %%
+for kind in ("sgd", "momentum", "adam", "adamw"):
+    for excluded in ("alone", "frozen", "zeros"):
+        outcome = helpers.run("optimizer_subsets", params="l2", optimizer=kind,
+                              excluded=excluded)
+        assert not outcome.params["l1.weight"].changed and not outcome.params["l1.bias"].changed
+        assert outcome.params["l1.weight"].extra["optimizer"] == "not held"
+print("l1 out of the optimizer: moved in none of the 12 l2 rows")
+
+# %% [markdown]
 # The same in plain code, with Adam: train everything 3 steps, freeze `l1`, and keep clearing
 # with `zero_grad(set_to_none=False)`.
 
@@ -317,9 +330,10 @@ assert not net.l1.weight.grad.any() and not torch.equal(net.l1.weight, frozen_at
 
 # %% [markdown]
 # Momentum and Adam need history for this: with no earlier steps, zero grads leave their state
-# at zero and the parameter still. Weight decay needs none: a fresh AdamW shrinks a zero-grad
-# parameter by exactly `1 - lr * weight_decay` per step, while a `None` grad makes it skip the
-# parameter entirely, decay included (no state is even created).
+# at zero and the parameter still. Weight decay needs none: SGD's and Adam's add
+# `weight_decay * p` to the zero grad, and a fresh AdamW shrinks a zero-grad parameter by
+# exactly `1 - lr * weight_decay` per step. A `None` grad makes AdamW skip the parameter
+# entirely, decay included (no state is even created).
 
 # %%
 def one_step(make_optimizer, grad):
@@ -340,6 +354,12 @@ for name, make in [("momentum", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=
     start, after, _ = one_step(make, torch.zeros(4))
     lines.append(f"fresh {name}, zero grad: moved {not torch.equal(start, after)}")
     assert torch.equal(start, after)
+decaying = [("SGD weight_decay", lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.5)),
+            ("Adam weight_decay", lambda ps: torch.optim.Adam(ps, lr=0.1, weight_decay=0.5))]
+for name, make in decaying:
+    start, after, _ = one_step(make, torch.zeros(4))
+    lines.append(f"fresh {name}, zero grad: moved {not torch.equal(start, after)}")
+    assert not torch.equal(start, after)
 
 adamw = lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.5)
 start, after, state = one_step(adamw, torch.zeros(4))
@@ -379,8 +399,8 @@ assert (steps_l1, steps_l2) == (3, 6)
 
 # %% [markdown]
 # **7. A learning rate of 0 stops the update, not the work.** In the `lr0` rows the body stays
-# in the optimizer with `lr=0`. It gets gradients every step and the optimizer keeps its state
-# up to date, but it never moves, even under AdamW: decoupled weight decay is scaled by the
+# in the optimizer with `lr=0`. It gets gradients every step and the optimizer keeps state for
+# it, but it never moves, even under AdamW: decoupled weight decay is scaled by the
 # learning rate too (`p *= 1 - lr * weight_decay`).
 
 # %%

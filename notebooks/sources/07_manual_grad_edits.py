@@ -219,8 +219,9 @@ helpers.draw(dropped, beside=control)
 # %% [markdown]
 # **`zero_()` and `= None` both stop plain SGD from moving a parameter, for different reasons.**
 # With zeros, SGD computes `p - lr * 0`. With `None`, every optimizer skips the parameter.
-# They differ once momentum or weight decay is involved: zeros still let those move a
-# parameter ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)).
+# They differ once weight decay or momentum from earlier steps is involved: with zeros, those
+# still move the parameter; with `None`, nothing does
+# ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)).
 
 # %%
 zeroed = helpers.run("manual_grad_edits", edit="zero", layer="l1", how="direct")
@@ -373,8 +374,8 @@ print("h.grad shape:", tuple(h.grad.shape), "| h.is_leaf:", h.is_leaf)
 assert h.grad is not None and h.grad.shape == h.shape and not h.is_leaf
 
 # %% [markdown]
-# **A manual SGD step under `torch.no_grad()` does what `optimizer.step()` does.** This is
-# the starting point for any custom update rule.
+# **A manual SGD step under `torch.no_grad()` does what `optimizer.step()` does** (the same
+# update, up to float rounding). This is the starting point for any custom update rule.
 
 # %%
 net = helpers.toy_net()
@@ -555,7 +556,7 @@ except RuntimeError as e:
 
 # %% [markdown]
 # Fix: reduce it to a scalar yourself, or pass a `gradient` with one weight per element.
-# Weights of `1/8` give exactly the mean loss's gradient:
+# Weights of `1/8` give the same gradient as the mean loss:
 
 # %%
 per_example.backward(gradient=torch.full_like(per_example, 1 / 8))

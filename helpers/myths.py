@@ -1,0 +1,294 @@
+"""Popular claims about PyTorch gradient control, with their verdicts (notebook 10_myths).
+
+:data:`MYTHS` is the list as data: the claim, the verdict (true, false or it depends), one line
+on why, and the notebook that teaches the mechanism. Notebook 10 shows each verdict with
+:func:`verdict` and all of them with :func:`table`; its cells decide each claim on the installed
+PyTorch, and ``tests/test_myths.py`` checks that the notebook's headings are these claims.
+:func:`cost_table` and :func:`cost_chart` present :func:`helpers.costs.mode_costs` results.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import costs
+from .exercises import exercise
+from .grad_table import Table
+from .toy import toy_batch, toy_net
+
+VERDICTS = ("true", "false", "it depends")
+
+NOTEBOOK_TITLES = {
+    "00_start_here": "Start here",
+    "01_zero_grad": "zero_grad",
+    "02_requires_grad": "requires_grad",
+    "03_detach": "detach",
+    "04_no_grad": "torch.no_grad",
+    "05_inference_mode": "torch.inference_mode",
+    "06_optimizer_subsets": "Optimizer parameter subsets",
+    "07_manual_grad_edits": "Manual gradient edits",
+}
+
+
+@dataclass(frozen=True)
+class Myth:
+    """One claim and its verdict. Displays as the verdict (Markdown in a notebook)."""
+
+    key: str
+    claim: str        # Markdown: code in backticks
+    verdict: str      # one of VERDICTS
+    reason: str       # one line, Markdown
+    notebook: str     # the notebook that teaches the mechanism, e.g. "03_detach"
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+        if self.notebook not in NOTEBOOK_TITLES:
+            raise ValueError(f"unknown notebook {self.notebook!r}")
+
+    @property
+    def link(self):
+        """Markdown link to the teaching notebook, e.g. ``[03 · detach](03_detach.ipynb)``."""
+        return f"[{self.notebook[:2]} · {NOTEBOOK_TITLES[self.notebook]}]({self.notebook}.ipynb)"
+
+    def _repr_markdown_(self):
+        return f"**Verdict: {self.verdict}.** {self.reason} *Taught in {self.link}.*"
+
+    def __repr__(self):
+        return (f"Verdict: {self.verdict}. {plain(self.reason)} "
+                f"(taught in {self.notebook})")
+
+
+def plain(markdown):
+    """Markdown without the backticks, for plain-text and HTML table cells."""
+    return markdown.replace("`", "")
+
+
+MYTHS = (
+    Myth("detach_copies",
+         "`detach()` copies the tensor",
+         "false",
+         "It returns a tensor on the same memory, with the same version counter, minus the "
+         "history. `detach().clone()` is the copy.",
+         "03_detach"),
+    Myth("no_grad_beats_detach",
+         "`no_grad` is faster than `detach` because `detach` copies",
+         "false",
+         "`detach()` copies nothing. `no_grad` is cheaper because it never records the graph "
+         "nor saves activations; detaching after the forward is too late to avoid either.",
+         "03_detach"),
+    Myth("zero_grad_differ",
+         "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`",
+         "false",
+         "Both set `.grad` to `None` by default (since PyTorch 2.0); both zero in place with "
+         "`set_to_none=False`. They differ in scope: the model's parameters or the optimizer's.",
+         "01_zero_grad"),
+    Myth("requires_grad_replaces_no_grad",
+         "`requires_grad=False` replaces `no_grad` for inference",
+         "it depends",
+         "Only if every parameter and every input is frozen: then nothing is recorded. One "
+         "tensor that requires grad and the graph is back; `no_grad` covers the whole block "
+         "and leaves the model as it was.",
+         "02_requires_grad"),
+    Myth("eval_stops_autograd",
+         "`eval()` turns off autograd",
+         "false",
+         "`eval()` changes how Dropout and BatchNorm behave; recording goes on and `backward()` "
+         "still works. Evaluation wants `eval()` and `no_grad` together.",
+         "04_no_grad"),
+    Myth("optimizers_skip_frozen",
+         "Optimizers skip frozen parameters",
+         "false",
+         "Optimizers never read `requires_grad`: they skip a parameter only when its `.grad` is "
+         "`None`. Frozen with zero grads, it is moved by momentum, Adam and weight decay.",
+         "06_optimizer_subsets"),
+    Myth("inference_mode_isolated",
+         "`inference_mode` cannot be mixed with grad-enabled code",
+         "false",
+         "Grad-mode code can use inference tensors as long as autograd need not save them nor "
+         "edit them in place; `.clone()` makes a normal tensor, and `inference_mode(False)` "
+         "records inside the block.",
+         "05_inference_mode"),
+    Myth("inference_mode_much_faster",
+         "`inference_mode` is much faster than `no_grad`",
+         "false",
+         "It saves exactly the memory `no_grad` saves. The time it saves is per-op bookkeeping: "
+         "small, and lost in the noise once the arithmetic dominates. Measure it.",
+         "05_inference_mode"),
+)
+
+_BY_KEY = {myth.key: myth for myth in MYTHS}
+if len(_BY_KEY) != len(MYTHS):
+    raise ValueError("two myths share a key")
+
+
+def verdict(key):
+    """The :class:`Myth` called ``key``; in a notebook it displays as its verdict."""
+    if key not in _BY_KEY:
+        raise ValueError(f"unknown myth {key!r}; valid: {', '.join(_BY_KEY)}")
+    return _BY_KEY[key]
+
+
+class Claims:
+    """The numbered claims without their verdicts: the list to predict from."""
+
+    def _repr_markdown_(self):
+        return "\n".join(f"{i}. {m.claim}" for i, m in enumerate(MYTHS, 1))
+
+    def __repr__(self):
+        return "\n".join(f"{i}. {plain(m.claim)}" for i, m in enumerate(MYTHS, 1))
+
+
+def claims():
+    """The claims, numbered, without verdicts (for a predict-first list)."""
+    return Claims()
+
+
+def table():
+    """Every claim with its verdict, reason and teaching notebook, as a :class:`Table`."""
+    rows = [[i, plain(m.claim), m.verdict, plain(m.reason), m.notebook]
+            for i, m in enumerate(MYTHS, 1)]
+    return Table(["#", "claim", "verdict", "why", "taught in"], rows)
+
+
+# --- costs: presenting helpers.costs.mode_costs results -----------------------------------------
+
+def _size(n):
+    if n >= 2**20:
+        return f"{n / 2**20:.2f} MiB"
+    if n >= 2**10:
+        return f"{n / 2**10:.1f} KiB"
+    return f"{n} B"
+
+
+def cost_table(measured):
+    """A :class:`Table` of ``{network name: costs.mode_costs(...) result}``, one row per mode.
+
+    The time column varies from run to run; the memory columns do not.
+    """
+    rows = []
+    for network, result in measured.items():
+        for mode, m in result["modes"].items():
+            rows.append([network, mode, f"{m['time_ratio']:.2f}", _size(m["peak_bytes"]),
+                         _size(m["saved_bytes"])])
+    return Table(["network", "mode", "time / grad mode", "peak memory", "saved for backward"],
+                 rows, caption="time: median of interleaved runs, as a ratio to grad mode in "
+                               "the same run (it varies); memory: one forward (it does not)")
+
+
+def cost_chart(measured, memory_of=None):
+    """A matplotlib figure: time ratios of every network (left); the memory of one (right).
+
+    ``measured`` maps a network name to a :func:`helpers.costs.mode_costs` result;
+    ``memory_of`` names the network whose peak and saved bytes are drawn (default: the last).
+    Uses pyplot, so in a notebook ``plt.show()`` (or the cell's end) displays it.
+    """
+    import matplotlib.pyplot as plt
+
+    memory_of = memory_of or list(measured)[-1]
+    modes = list(costs.FORWARD_MODES)
+    labels = [mode.replace(" ", "\n").replace("_mode", "\n_mode") for mode in modes]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    width = 0.8 / len(measured)
+    tallest = 1.0
+    for i, (network, result) in enumerate(measured.items()):
+        ratios = [result["modes"][mode]["time_ratio"] for mode in modes]
+        tallest = max(tallest, *ratios)
+        left.bar([k + i * width for k in range(len(modes))], ratios, width, label=network)
+    left.axhline(1.0, color="black", linewidth=0.8)
+    left.set_xticks([k + width * (len(measured) - 1) / 2 for k in range(len(modes))], labels)
+    left.set_ylim(0, tallest * 1.3)
+    left.set_ylabel("time / grad mode (this run)")
+    left.set_title("Time: median ratio to grad mode (varies)")
+    left.legend(loc="upper center", ncol=len(measured))
+
+    result = measured[memory_of]["modes"]
+    tallest = 0.0
+    for offset, (column, label) in enumerate((("peak_bytes", "peak memory"),
+                                              ("saved_bytes", "saved for backward"))):
+        sizes = [result[mode][column] / 2**20 for mode in modes]
+        tallest = max(tallest, *sizes)
+        right.bar([k + offset * 0.4 for k in range(len(modes))], sizes, 0.4, label=label)
+    right.set_xticks([k + 0.2 for k in range(len(modes))], labels)
+    right.set_ylim(0, (tallest or 1.0) * 1.3)
+    right.set_ylabel("MiB")
+    right.set_title(f"Memory of one forward, {memory_of}")
+    right.legend(loc="upper center", ncol=2)
+    return fig
+
+
+# --- exercises (notebook 10_myths) ---------------------------------------------------------------
+
+def _grad_fn_scenarios():
+    """Exercise 10.1's five ways of computing ``out``, each on a fresh toy net and batch."""
+    def a(net, x):
+        net.eval()
+        return net(x)
+
+    def b(net, x):
+        with torch.no_grad():
+            return net(x)
+
+    def c(net, x):
+        net.requires_grad_(False)
+        return net(x)
+
+    def d(net, x):
+        net.requires_grad_(False)
+        return net(x.requires_grad_())
+
+    def e(net, x):
+        return net(x).detach()
+
+    return {"a": a, "b": b, "c": c, "d": d, "e": e}
+
+
+@exercise("10.1", why="Only (b), (c) and (e) leave no grad_fn. eval() does not stop recording "
+                      "(a); a frozen model still records when its input requires grad (d).")
+def _no_grad_fn():
+    letters = set()
+    for letter, scenario in _grad_fn_scenarios().items():
+        x, _ = toy_batch()
+        if scenario(toy_net(), x).grad_fn is None:
+            letters.add(letter)
+    return letters
+
+
+@exercise("10.2", why="Grad mode keeps the input and the 4 ReLU outputs, 16 x 1024 floats each: "
+                      "5 * 16 * 1024 * 4 = 327,680 bytes. detach() afterwards frees nothing "
+                      "that was saved during the forward; no_grad and inference_mode save none.")
+def _saved_bytes_batch_16():
+    mlp = costs.larger_mlp()
+    inputs = torch.randn(16, 1024, generator=torch.Generator().manual_seed(0))
+    return tuple(costs.saved_tensor_bytes(costs.forward_in_mode(mode, mlp, inputs), exclude=mlp)
+                 for mode in costs.FORWARD_MODES)
+
+
+def _inference_target_losses():
+    """Exercise 10.3's three losses of ``out`` against a target ``t`` made in inference mode."""
+    return {"a": lambda out, t: F.mse_loss(out, t),
+            "b": lambda out, t: ((out - t) ** 2).mean(),
+            "c": lambda out, t: F.mse_loss(out, t.clone())}
+
+
+@exercise("10.3", why="mse_loss saves its target for backward, and an inference tensor cannot be "
+                      "saved (a). Subtraction saves nothing, so (b) trains; .clone() outside the "
+                      "mode makes a normal tensor (c).")
+def _losses_that_train():
+    x, y = toy_batch()
+    teacher, student = toy_net(seed=1), toy_net()
+    with torch.inference_mode():
+        target = teacher(x)
+    works = set()
+    for letter, loss in _inference_target_losses().items():
+        try:
+            loss(student(x), target).backward()
+            works.add(letter)
+        except RuntimeError:
+            pass
+    return works
+
+
+__all__ = ["VERDICTS", "NOTEBOOK_TITLES", "Myth", "MYTHS", "plain", "verdict", "claims",
+           "table", "cost_table", "cost_chart"]

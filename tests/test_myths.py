@@ -1,0 +1,444 @@
+"""helpers.myths (the claims and verdicts of notebook 10) and the mode costs in helpers.costs.
+
+Every verdict in the data is checked here against plain PyTorch, independently of the notebook
+and of the helpers under test, so a PyTorch upgrade that changes a behaviour fails here too.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import helpers
+from helpers import costs, myths
+
+ROOT = Path(__file__).resolve().parent.parent
+TWIN = ROOT / "notebooks" / "sources" / "10_myths.py"
+
+
+# ----- plain PyTorch, independent of the helpers -----------------------------------------------
+
+def plain_net():
+    """The toy net rebuilt by hand: Linear(4, 3), ReLU, Linear(3, 1), seed 0."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+
+
+def plain_batch():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(8, 4, generator=generator), torch.randn(8, 1, generator=generator)
+
+
+def mse(out, target):
+    return ((out - target) ** 2).mean()
+
+
+def saved_bytes(function):
+    """Bytes of every tensor saved for backward while ``function`` runs (weights included)."""
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        function()
+    return sum(total)
+
+
+# ----- each verdict, observed in plain PyTorch -------------------------------------------------
+
+def observe_detach_copies():
+    x, _ = plain_batch()
+    out = plain_net()(x)
+    d = out.detach()
+    d.mul_(2)
+    shares = d.data_ptr() == out.data_ptr() and out._version == 1
+    return "false" if shares else "true"
+
+
+def observe_no_grad_beats_detach():
+    # The "because" is false when detach() copies nothing; and detaching after the forward
+    # saves as much as grad mode, while no_grad saves nothing.
+    x, _ = plain_batch()
+    net = plain_net()
+    after = saved_bytes(lambda: net(x).detach())
+    plain = saved_bytes(lambda: net(x))
+
+    def under_no_grad():
+        with torch.no_grad():
+            net(x)
+
+    if observe_detach_copies() == "false" and after == plain > 0 == saved_bytes(under_no_grad):
+        return "false"
+    return "true"
+
+
+def observe_zero_grad_differ():
+    x, y = plain_batch()
+    results = {}
+    for who in ("model", "optimizer"):
+        net = plain_net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        mse(net(x), y).backward()
+        (net.zero_grad if who == "model" else optimizer.zero_grad)()
+        results[who] = net[0].weight.grad is None
+    if results["model"] and results["optimizer"]:
+        return "false"
+    return "true" if not results["model"] and results["optimizer"] else "unexpected"
+
+
+def observe_requires_grad_replaces_no_grad():
+    x, _ = plain_batch()
+    net = plain_net().requires_grad_(False)
+    all_frozen_plain_input = net(x).grad_fn is None and saved_bytes(lambda: net(x)) == 0
+    input_requires_grad = net(x.clone().requires_grad_()).grad_fn is not None
+    if all_frozen_plain_input and input_requires_grad:
+        return "it depends"
+    return "true" if all_frozen_plain_input else "false"
+
+
+def observe_eval_stops_autograd():
+    x, y = plain_batch()
+    net = plain_net().eval()
+    out = net(x)
+    if out.grad_fn is None:
+        return "true"
+    mse(out, y).backward()
+    return "false" if all(p.grad is not None for p in net.parameters()) else "unexpected"
+
+
+def observe_optimizers_skip_frozen():
+    x, y = plain_batch()
+    net = plain_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    mse(net(x), y).backward()
+    optimizer.step()
+    net[0].requires_grad_(False)
+    optimizer.zero_grad(set_to_none=False)
+    before = net[0].weight.detach().clone()
+    mse(net(x), y).backward()
+    optimizer.step()
+    return "true" if torch.equal(net[0].weight, before) else "false"
+
+
+def observe_inference_mode_isolated():
+    w = torch.ones(3, requires_grad=True)
+    with torch.inference_mode():
+        f = torch.ones(3)
+    (w + f).sum().backward()                       # read by grad-mode code: works
+    readable = torch.equal(w.grad, torch.ones(3))
+    try:
+        w * f                                      # mul saves f for w's gradient: refused
+        refused = False
+    except RuntimeError as error:
+        refused = "Inference tensors cannot be saved for backward" in str(error)
+    with torch.inference_mode(), torch.inference_mode(False):
+        nested = (w * 2).grad_fn is not None
+    return "false" if readable and refused and nested else "true"
+
+
+def observe_inference_mode_much_faster():
+    # Only the stable part: the same memory as no_grad, to the byte (peak and saved).
+    x = torch.randn(32, 256, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
+
+    def run(context):
+        def forward():
+            with context():
+                net(x)
+        return forward
+
+    same_saved = saved_bytes(run(torch.no_grad)) == saved_bytes(run(torch.inference_mode)) == 0
+    same_peak = (costs.peak_memory_bytes(run(torch.no_grad))
+                 == costs.peak_memory_bytes(run(torch.inference_mode)))
+    return "false" if same_saved and same_peak else "unexpected"
+
+
+OBSERVE = {
+    "detach_copies": observe_detach_copies,
+    "no_grad_beats_detach": observe_no_grad_beats_detach,
+    "zero_grad_differ": observe_zero_grad_differ,
+    "requires_grad_replaces_no_grad": observe_requires_grad_replaces_no_grad,
+    "eval_stops_autograd": observe_eval_stops_autograd,
+    "optimizers_skip_frozen": observe_optimizers_skip_frozen,
+    "inference_mode_isolated": observe_inference_mode_isolated,
+    "inference_mode_much_faster": observe_inference_mode_much_faster,
+}
+
+
+def test_every_myth_has_an_observation():
+    assert set(OBSERVE) == {m.key for m in myths.MYTHS}
+
+
+@pytest.mark.parametrize("key", list(OBSERVE))
+def test_verdict_matches_pytorch(key):
+    assert myths.verdict(key).verdict == OBSERVE[key]()
+
+
+# ----- the data -------------------------------------------------------------------------------
+
+def test_the_issue_claims_in_order():
+    assert [myths.plain(m.claim) for m in myths.MYTHS] == [
+        "detach() copies the tensor",
+        "no_grad is faster than detach because detach copies",
+        "model.zero_grad() zeros in place, optimizer.zero_grad() sets None",
+        "requires_grad=False replaces no_grad for inference",
+        "eval() turns off autograd",
+        "Optimizers skip frozen parameters",
+        "inference_mode cannot be mixed with grad-enabled code",
+        "inference_mode is much faster than no_grad",
+    ]
+
+
+def test_data_is_well_formed():
+    keys = [m.key for m in myths.MYTHS]
+    assert len(keys) == len(set(keys))
+    for m in myths.MYTHS:
+        assert m.verdict in ("true", "false", "it depends")
+        assert (ROOT / "notebooks" / "sources" / f"{m.notebook}.py").is_file(), m.notebook
+        assert m.reason.endswith(".") and "\n" not in m.reason
+        assert m.claim.count("`") % 2 == 0 and m.reason.count("`") % 2 == 0
+
+
+def test_a_bad_verdict_or_notebook_is_refused():
+    with pytest.raises(ValueError, match="verdict"):
+        myths.Myth("k", "claim", "maybe", "why.", "03_detach")
+    with pytest.raises(ValueError, match="notebook"):
+        myths.Myth("k", "claim", "false", "why.", "99_nothing")
+    with pytest.raises(ValueError, match="unknown myth 'nope'; valid: detach_copies"):
+        myths.verdict("nope")
+
+
+def test_verdict_display():
+    m = myths.verdict("eval_stops_autograd")
+    assert m._repr_markdown_() == (
+        "**Verdict: false.** `eval()` changes how Dropout and BatchNorm behave; recording goes "
+        "on and `backward()` still works. Evaluation wants `eval()` and `no_grad` together. "
+        "*Taught in [04 · torch.no_grad](04_no_grad.ipynb).*")
+    assert repr(m).startswith("Verdict: false. eval() changes") and "`" not in repr(m)
+    assert repr(m).endswith("(taught in 04_no_grad)")
+
+
+def test_claims_list_has_no_verdicts():
+    text = repr(myths.claims())
+    lines = text.splitlines()
+    assert lines[0] == "1. detach() copies the tensor" and len(lines) == 8
+    assert "false" not in text and "depends" not in text
+    assert myths.claims()._repr_markdown_().splitlines()[3] == (
+        "4. `requires_grad=False` replaces `no_grad` for inference")
+
+
+def test_summary_table():
+    table = myths.table()
+    assert table.columns == ["#", "claim", "verdict", "why", "taught in"]
+    assert table.column("verdict") == ["false", "false", "false", "it depends", "false",
+                                       "false", "false", "false"]
+    assert table.column("taught in")[5] == "06_optimizer_subsets"
+    assert "`" not in repr(table) and "<table" in table._repr_html_()
+
+
+# ----- the notebook uses the data -------------------------------------------------------------
+
+def test_notebook_headings_are_the_claims_and_show_their_verdicts():
+    source = TWIN.read_text(encoding="utf-8")
+    headings = re.findall(r'^# ### Myth (\d+): "(.*)"$', source, flags=re.M)
+    assert headings == [(str(i), m.claim) for i, m in enumerate(myths.MYTHS, 1)]
+    keys = re.findall(r'^myths\.verdict\("(\w+)"\)$', source, flags=re.M)
+    assert keys == [m.key for m in myths.MYTHS]
+    # each verdict cell comes right after its heading
+    for i, m in enumerate(myths.MYTHS, 1):
+        heading = source.index(f'# ### Myth {i}: "{m.claim}"')
+        assert source.index(f'myths.verdict("{m.key}")') > heading
+        if i < len(myths.MYTHS):
+            assert source.index(f'myths.verdict("{m.key}")') < source.index(f"# ### Myth {i + 1}:")
+    assert "myths.table()" in source and "myths.claims()" in source
+
+
+def test_timing_cells_are_tagged_and_nothing_else_is():
+    source = TWIN.read_text(encoding="utf-8")
+    cells = re.split(r"^# %%", source, flags=re.M)[1:]
+    tagged = [c for c in cells if c.startswith(' tags=["nbval-ignore-output"]')]
+    assert len(tagged) == 2
+    assert "costs.mode_costs(" in tagged[0] and "myths.cost_chart(" in tagged[1]
+    untagged = "".join(c for c in cells if c not in tagged)
+    assert "mode_costs(" not in untagged and "time_ratio" not in untagged
+
+
+# ----- costs: mode_costs, forward_in_mode, interleaved_ratios ----------------------------------
+
+def test_forward_in_mode():
+    net = plain_net()
+    x, _ = plain_batch()
+    calls = []
+    net.register_forward_hook(lambda module, args, out: calls.append(
+        (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), out.grad_fn is not None)))
+    for mode in costs.FORWARD_MODES:
+        costs.forward_in_mode(mode, net, x, times=2)()
+    assert calls == [(True, False, True)] * 2 + [(False, False, False)] * 2 + \
+        [(False, True, False)] * 2 + [(True, False, True)] * 2
+    with pytest.raises(ValueError, match="unknown mode 'eval'"):
+        costs.forward_in_mode("eval", net, x)
+
+
+def test_mode_costs_memory_by_hand():
+    width, depth, batch = 64, 3, 8
+    mlp = costs.larger_mlp(width=width, depth=depth)
+    result = costs.mode_costs(mlp, batch=batch, repeats=3, warmup=1)
+    assert json.loads(json.dumps(result)) == result             # a plain dict
+    assert result["baseline"] == "grad mode" and result["batch"] == batch
+    assert result["repeats"] == 3 and result["forwards_per_run"] == 1
+    modes = result["modes"]
+    assert list(modes) == list(costs.FORWARD_MODES)
+    activation = batch * width * 4
+    # grad mode keeps the input and every hidden ReLU output (depth tensors of batch x width)
+    assert modes["grad mode"]["saved_bytes"] == (depth + 1) * activation
+    assert modes["detach after"]["saved_bytes"] == (depth + 1) * activation
+    assert modes["no_grad"]["saved_bytes"] == modes["inference_mode"]["saved_bytes"] == 0
+    # peak: grad mode holds the earlier ReLU outputs plus the last layer's output and ReLU;
+    # without recording only one layer's output and its ReLU are alive at once
+    assert modes["grad mode"]["peak_bytes"] == (depth + 1) * activation
+    assert modes["detach after"]["peak_bytes"] == (depth + 1) * activation
+    assert modes["no_grad"]["peak_bytes"] == modes["inference_mode"]["peak_bytes"] == \
+        2 * activation
+    assert modes["grad mode"]["time_ratio"] == 1.0
+    for m in modes.values():
+        assert m["time_ratio"] > 0 and m["median_seconds"] > 0
+        assert isinstance(m["peak_bytes"], int) and isinstance(m["saved_bytes"], int)
+
+
+def test_mode_costs_default_is_the_larger_mlp_on_a_batch_of_64():
+    result = costs.mode_costs(repeats=1, warmup=0)
+    assert result["batch"] == 64
+    assert result["modes"]["grad mode"]["saved_bytes"] == 5 * 64 * 1024 * 4
+
+
+def test_interleaved_ratios():
+    calls = []
+
+    def sleeper(name, seconds):
+        def run():
+            calls.append(name)
+            time.sleep(seconds)
+        return run
+
+    timed = costs.interleaved_ratios({"short": sleeper("short", 0.01),
+                                      "long": sleeper("long", 0.03)},
+                                     baseline="short", repeats=4, warmup=1)
+    assert timed["short"]["ratio"] == 1.0
+    assert 2.0 < timed["long"]["ratio"] < 4.5
+    assert timed["long"]["min"] <= timed["long"]["median"] <= timed["long"]["max"]
+    # warm-up in order, then rounds that start with a different function each time
+    assert calls == ["short", "long", "short", "long", "long", "short", "short", "long",
+                     "long", "short"]
+    with pytest.raises(ValueError, match="baseline 'x'"):
+        costs.interleaved_ratios({"a": lambda: None}, baseline="x")
+
+
+def fake_costs(ratio):
+    modes = {mode: {"time_ratio": 1.0 if mode == "grad mode" else ratio,
+                    "median_seconds": 0.001, "peak_bytes": 3 * 2**20, "saved_bytes": 2048}
+             for mode in costs.FORWARD_MODES}
+    return {"baseline": "grad mode", "repeats": 3, "forwards_per_run": 1, "batch": 8,
+            "modes": modes}
+
+
+def test_cost_table():
+    table = myths.cost_table({"a": fake_costs(0.5), "b": fake_costs(0.25)})
+    assert len(table.rows) == 2 * len(costs.FORWARD_MODES)
+    assert table.rows[1] == ["a", "no_grad", "0.50", "3.00 MiB", "2.0 KiB"]
+    assert table.rows[-1][:3] == ["b", "detach after", "0.25"]
+
+
+def test_cost_chart_draws_without_warnings():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = myths.cost_chart({"toy": fake_costs(0.9), "mlp": fake_costs(1.1)})
+        fig.canvas.draw()
+    left, right = fig.axes
+    assert [round(bar.get_height(), 6) for bar in left.patches] == \
+        [1.0, 0.9, 0.9, 0.9, 1.0, 1.1, 1.1, 1.1]
+    assert right.get_title() == "Memory of one forward, mlp"
+    assert [round(bar.get_height(), 6) for bar in right.patches][:4] == [3.0] * 4
+    plt.close(fig)
+
+
+# ----- exercises ------------------------------------------------------------------------------
+
+def plain_no_grad_fn_letters():
+    """Exercise 10.1 in plain PyTorch."""
+    x, _ = plain_batch()
+    found = set()
+    net = plain_net().eval()
+    if net(x).grad_fn is None:
+        found.add("a")
+    net = plain_net()
+    with torch.no_grad():
+        if net(x).grad_fn is None:
+            found.add("b")
+    if plain_net().requires_grad_(False)(x).grad_fn is None:
+        found.add("c")
+    if plain_net().requires_grad_(False)(x.clone().requires_grad_()).grad_fn is None:
+        found.add("d")
+    if plain_net()(x).detach().grad_fn is None:
+        found.add("e")
+    return found
+
+
+def plain_losses_that_train():
+    """Exercise 10.3 in plain PyTorch."""
+    x, _ = plain_batch()
+    torch.manual_seed(1)
+    teacher = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+    with torch.inference_mode():
+        target = teacher(x)
+    works = set()
+    for letter, loss in (("a", lambda o: F.mse_loss(o, target)),
+                         ("b", lambda o: ((o - target) ** 2).mean()),
+                         ("c", lambda o: F.mse_loss(o, target.clone()))):
+        try:
+            loss(plain_net()(x)).backward()
+            works.add(letter)
+        except RuntimeError:
+            pass
+    return works
+
+
+def test_exercise_solutions_pass_and_wrong_answers_fail():
+    assert plain_no_grad_fn_letters() == {"b", "c", "e"}
+    assert helpers.check("10.1", {"b", "c", "e"})
+    assert not helpers.check("10.1", {"b", "c"})
+    assert not helpers.check("10.1", {"a", "b", "c", "e"})
+
+    by_hand = 5 * 16 * 1024 * 4
+    assert helpers.check("10.2", (by_hand, 0, 0, by_hand))
+    assert not helpers.check("10.2", (by_hand, 0, 0, 0))
+    assert not helpers.check("10.2", [by_hand, 0, 0, by_hand])  # a tuple was asked for
+
+    assert plain_losses_that_train() == {"b", "c"}
+    assert helpers.check("10.3", {"b", "c"})
+    assert not helpers.check("10.3", {"a", "b", "c"})
+
+    unanswered = helpers.check("10.1", ...)
+    assert not unanswered and "Not answered yet" in repr(unanswered)
+
+
+def test_check_finds_notebook_10_exercises_in_a_fresh_interpreter():
+    code = "import helpers; print(bool(helpers.check('10.3', {'b', 'c'})))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
