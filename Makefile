@@ -59,3 +59,9 @@ app: venv system-deps ## Serve 08_compare_all as an app (Voila: code hidden, wid
 # Timings go to BENCHMARKS.md only. BENCH_QUICK=1: fewer repeats; BENCH_SKIP=footprint,...
 bench: venv system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
 	$(BIN)/python tools/bench.py
+
+.PHONY: slides
+# reveal.js, RequireJS, jQuery, MathJax and the widget renderer are fetched once with npm into
+# slides/vendor/ (git-ignored); the decks load them from there, so they open offline.
+slides: venv ## Build a reveal.js deck per notebook into slides/ (opens offline; needs npm)
+	$(BIN)/python tools/slides.py

@@ -41,8 +41,10 @@ class Explorer(widgets.VBox):
         self.controls = {o.name: control_for(o, values[o.name]) for o in self.mechanism.options}
         self.table = widgets.HTML()
         self.graph = widgets.HTML()
-        heading = widgets.HTML(f"<b>{self.mechanism.title}</b> &mdash; change a control; the "
-                               "table and the graph (right, beside the plain step) follow.")
+        # data-gfl-mechanism: which mechanism this widget shows (read by tests/test_browser.py).
+        heading = widgets.HTML(f'<span data-gfl-mechanism="{self.mechanism.name}">'
+                               f"<b>{self.mechanism.title}</b> &mdash; change a control; the "
+                               "table and the graph (right, beside the plain step) follow.</span>")
         super().__init__([heading, *self.controls.values(), self.table, self.graph])
         self.add_class("gfl-explorer")
         for control in self.controls.values():

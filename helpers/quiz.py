@@ -1,6 +1,7 @@
 """Predict first: the learner ticks which grads will be ``None``; the registry marks it."""
 
 import html
+import json
 
 import ipywidgets as widgets
 
@@ -20,9 +21,12 @@ class PredictQuiz(widgets.VBox):
         self.button = widgets.Button(description="Check my answer")
         self.feedback = widgets.HTML()
         self.button.on_click(lambda _: self.check())
-        question = widgets.HTML("Tick every parameter whose <code>.grad</code> will be "
-                                "<code>None</code> after the step (tick none if you expect "
-                                "all four to get a gradient).")
+        # data-gfl-*: the step this quiz asks about (read by tests/test_browser.py).
+        hook = html.escape(json.dumps(self.options), quote=True)
+        question = widgets.HTML(f'<span data-gfl-mechanism="{self.mechanism.name}" '
+                                f'data-gfl-options="{hook}">Tick every parameter whose '
+                                "<code>.grad</code> will be <code>None</code> after the step "
+                                "(tick none if you expect all four to get a gradient).</span>")
         super().__init__([question, widgets.HBox(list(self.boxes.values())), self.button,
                           self.feedback])
         self.add_class("gfl-quiz")

@@ -36,6 +36,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slides import add_slide_metadata  # noqa: E402  (tools/slides.py: slide metadata)
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "sources"
 
@@ -120,6 +122,7 @@ def build(twin, out_dir, cwd):
                             coalesce_streams=True)  # one print = one stream output
     client.execute()
     normalise(nb)
+    add_slide_metadata(nb)  # reveal.js slides (`make slides`, RISE), derived from the cells
     target = Path(out_dir) / f"{Path(twin).stem}.ipynb"
     nbformat.validate(nb)
     text = nbformat.writes(nb, version=4)  # indent 1, keys sorted

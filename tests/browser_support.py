@@ -1,0 +1,439 @@
+"""Fixtures' machinery for tests/test_browser.py: Jupyter servers, Chromium, page checks.
+
+One JupyterLab server (it also serves Notebook 7 at /notebooks/) and one Chromium for the whole
+session. The server's root is a temporary copy of notebooks/*.ipynb, so JupyterLab's autosave
+can never touch the committed notebooks. Chromium is Debian's (/usr/bin/chromium), driven by
+Playwright without any browser download.
+
+Expectations never come from the page: they come from the registry (``helpers.registry.run``),
+turned into what the table and the graph must show by plain PyTorch (walking the loss's
+``grad_fn`` graph), and compared with what the page shows.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+OUTPUT = ROOT / "test-output" / "browser"  # git-ignored: screenshots to look at after a failure
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                 "--disable-backgrounding-occluded-windows", "--disable-dev-shm-usage"]
+VIEW = "application/vnd.jupyter.widget-view+json"
+STDERR_MIME = "application/vnd.jupyter.stderr"
+RUN_TIMEOUT = 240  # seconds for one notebook's "Run All" in the browser
+WIDGET_TIMEOUT = 30  # seconds for one widget round trip (click -> kernel -> redraw)
+
+
+def notebooks():
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def stored_widgets(path):
+    """How many explorers and quizzes the committed notebook displays (from its outputs)."""
+    counts = {"Explorer": 0, "PredictQuiz": 0}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if VIEW in data:  # Explorer, PatternExplorer, PredictQuiz, PatternQuiz, ...
+                kind = data.get("text/plain", "").split("(", 1)[0]
+                if kind.endswith("Explorer"):
+                    counts["Explorer"] += 1
+                elif kind.endswith("Quiz"):
+                    counts["PredictQuiz"] += 1
+    return counts
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, process, timeout=90):
+    """Wait for a 200 from ``url`` (or, for a URL ending in "/", for the port to listen)."""
+    deadline = time.monotonic() + timeout
+    port = int(url.split(":")[2].split("/")[0])
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            if url.endswith("/"):  # Voila runs the notebook on GET /: only check it listens
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"no answer from {url} within {timeout}s")
+
+
+def isolated_env(home):
+    """Environment for a server: no user config, runtime or IPython profile leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "run"),
+               IPYTHONDIR=str(home / "ipython"), JUPYTER_PLATFORM_DIRS="1",
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    # Attach every cell to the DOM (no virtual scrolling): the test reads the whole notebook.
+    settings = (home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+                / "tracker.jupyterlab-settings")
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"windowingMode": "none"}))
+    news = (home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+            / "notification.jupyterlab-settings")
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return env
+
+
+def root_flag():
+    return ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+
+
+class Server:
+    """A Jupyter process on 127.0.0.1, a free port, no token; stopped with ``stop()``."""
+
+    def __init__(self, cmd, port, home, log_name, ready_path):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(home / log_name, "w")
+        self.process = subprocess.Popen(cmd, cwd=home, env=isolated_env(home),
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_http(self.url + ready_path, self.process)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def start_lab(home):
+    """JupyterLab (and Notebook 7 on the same server) over ``home/root``."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+           f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
+           "--ServerApp.password=", f"--ServerApp.root_dir={home / 'root'}",
+           "--LabApp.expose_app_in_browser=True",
+           "--JupyterNotebookApp.expose_app_in_browser=True",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           f"--LabApp.workspaces_dir={home / 'workspaces'}", *root_flag()]
+    return Server(cmd, port, home, "jupyterlab.log", "/api/status")
+
+
+def voila_command(notebook, port):
+    """The command `make app` runs (the Makefile's app target uses the same options)."""
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", "--Voila.ip=127.0.0.1",
+            f"--port={port}", "--Voila.port_retries=0"]
+
+
+def start_voila(home, notebook):
+    port = free_port()
+    return Server(voila_command(notebook, port), port, home, "voila.log", "/")
+
+
+def copy_notebooks(root):
+    root.mkdir(parents=True)
+    for path in notebooks():
+        shutil.copy2(path, root / path.name)
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=CHROMIUM_ARGS)
+
+
+# ----------------------------------------------------------------- driving a notebook page
+
+# Runs in the page: find the notebook panel, wait for its kernel, clear and run every cell.
+# Not awaited by the test, so the next notebook can run while the current one is checked.
+START_RUN_ALL = """async (path) => {
+  const state = window.__gfl = {phase: 'loading', error: null};
+  try {
+    const deadline = Date.now() + 120000;
+    const sleep = ms => new Promise(r => setTimeout(r, ms));
+    let panel = null;
+    while (!panel) {
+      if (Date.now() > deadline) throw new Error('no notebook panel for ' + path);
+      const app = window.jupyterapp;
+      if (app && app.shell) {
+        const widgets = [...(app.shell.widgets ? app.shell.widgets('main') : [])];
+        if (app.shell.currentWidget) widgets.push(app.shell.currentWidget);
+        panel = widgets.find(w => w && w.context && w.content && w.sessionContext
+                             && w.context.path.endsWith(path)) || null;
+      }
+      if (!panel) await sleep(100);
+    }
+    window.__gflPanel = panel;
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    while (!panel.sessionContext.session || !panel.sessionContext.session.kernel
+           || panel.sessionContext.session.kernel.status !== 'idle') {
+      if (Date.now() > deadline) throw new Error('kernel not idle');
+      await sleep(100);
+    }
+    window.jupyterapp.shell.activateById(panel.id);
+    state.phase = 'running';
+    await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
+    await window.jupyterapp.commands.execute('notebook:run-all-cells');
+    state.phase = 'ran';
+  } catch (e) { state.error = String(e); state.phase = 'failed'; }
+}"""
+
+# The model's view of the run: execution counts, error outputs, kernel status.
+RUN_STATE = """() => {
+  const state = window.__gfl || {phase: 'none'};
+  const panel = window.__gflPanel;
+  if (!panel) return {phase: state.phase, error: state.error};
+  const cells = [...panel.content.model.cells];
+  const code = cells.filter(c => c.type === 'code');
+  const errors = [];
+  code.forEach((c, i) => {
+    for (let k = 0; k < c.outputs.length; k++) {
+      const o = c.outputs.get(k);
+      if (o.type === 'error') errors.push(`code cell ${i}: ${o.toJSON().ename}: ${o.toJSON().evalue}`);
+    }
+  });
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {phase: state.phase, error: state.error, counts: code.map(c => c.executionCount),
+          errors, status: kernel ? kernel.status : 'none'};
+}"""
+
+
+def start_notebook(browser, url, path):
+    """Open ``url`` in a new page and start "Run All" there; returns the page at once."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WIDGET_TIMEOUT * 1000)
+    page.goto(url, wait_until="domcontentloaded", timeout=60000)
+    page.evaluate(f"() => {{ ({START_RUN_ALL})({json.dumps(path)}); }}")
+    return page
+
+
+def wait_run_all(page, timeout=RUN_TIMEOUT):
+    """Wait until every code cell has run and the kernel is idle (or a cell raised)."""
+    deadline = time.monotonic() + timeout
+    state = {}
+    while time.monotonic() < deadline:
+        state = page.evaluate(RUN_STATE)
+        if state.get("phase") == "failed":
+            raise AssertionError(f"could not run the notebook: {state.get('error')}")
+        if state.get("errors"):
+            return state
+        counts = state.get("counts") or []
+        if (state.get("phase") == "ran" and counts and all(c is not None for c in counts)
+                and state.get("status") == "idle"):
+            return state
+        time.sleep(0.25)
+    raise AssertionError(f"Run All did not finish within {timeout}s: {state}")
+
+
+def shutdown_kernel(page):
+    try:
+        page.evaluate("async () => { if (window.__gflPanel) "
+                      "await window.__gflPanel.sessionContext.shutdown(); }")
+    except Exception:  # the page may already be gone; the server stops at session end anyway
+        pass
+
+
+def visible_errors(page):
+    """Error and stderr outputs as the page renders them."""
+    return page.eval_on_selector_all(
+        f'[data-mime-type="{STDERR_MIME}"], .jp-RenderedText[data-mime-type="{STDERR_MIME}"]',
+        "els => els.map(e => e.innerText.slice(0, 500))")
+
+
+# ----------------------------------------------------------------- reading widgets on the page
+
+READ_EXPLORER = """(el) => {
+  const text = e => e.textContent.replace(/\u00a0/g, ' ').trim();
+  const hook = el.querySelector('[data-gfl-mechanism]');
+  const table = el.querySelector('table.gfl-table');
+  const out = {mechanism: hook ? hook.dataset.gflMechanism : null, columns: [], rows: [],
+               notes: [...el.querySelectorAll('.gfl-error')].map(text), clusters: {}, nodes: {}};
+  if (table) {
+    out.columns = [...table.querySelectorAll('thead th')].map(text);
+    out.rows = [...table.querySelectorAll('tbody tr')].map(
+      tr => [...tr.querySelectorAll('td')].map(td => [text(td), td.className]));
+  }
+  const svg = el.querySelector('.gfl-graph svg');
+  if (svg) {
+    for (const g of svg.querySelectorAll('g.cluster')) {
+      const id = g.querySelector('title').textContent.replace('cluster_', 'g');
+      out.clusters[id] = [...g.querySelectorAll('text')].map(t => t.textContent).join(' ');
+    }
+    for (const g of svg.querySelectorAll('g.node')) {
+      const [cluster, name] = g.querySelector('title').textContent.split('_');
+      (out.nodes[cluster] = out.nodes[cluster] || []).push(
+        [...g.querySelectorAll('text')].map(t => t.textContent).join('\\n'));
+    }
+  }
+  out.controls = {};
+  for (const w of el.querySelectorAll('.widget-toggle-buttons, .widget-dropdown')) {
+    const label = w.querySelector('.widget-label');
+    const name = label ? label.textContent.trim() : '';
+    if (w.classList.contains('widget-dropdown')) {
+      const s = w.querySelector('select');
+      out.controls[name] = {kind: 'dropdown', labels: [...s.options].map(text),
+                            selected: s.selectedIndex >= 0 ? text(s.options[s.selectedIndex]) : null};
+    } else {
+      const buttons = [...w.querySelectorAll('button')];
+      out.controls[name] = {kind: 'toggle', labels: buttons.map(text),
+                            selected: buttons.filter(b => b.classList.contains('mod-active')).map(text)[0] || null};
+    }
+  }
+  return out;
+}"""
+
+
+def set_control(explorer, option, value):
+    """Operate ``option``'s control as a learner would: click the button or pick the entry."""
+    label = str(option.choices[value])
+    control = explorer.locator(".widget-toggle-buttons, .widget-dropdown").filter(
+        has=explorer.page.locator(".widget-label", has_text=option.name))
+    # `has_text` matches substrings; keep the control whose label is exactly the option name.
+    for index in range(control.count()):
+        candidate = control.nth(index)
+        if candidate.locator(".widget-label").first.inner_text().strip() == option.name:
+            control = candidate
+            break
+    else:
+        raise AssertionError(f"no control labelled {option.name!r} in the explorer")
+    if control.locator("select").count():
+        control.locator("select").select_option(label=label)
+    else:
+        buttons = control.locator("button")
+        texts = [t.replace("\xa0", " ").strip() for t in buttons.all_inner_texts()]
+        assert label in texts, f"{option.name}: no button {label!r} among {texts}"
+        buttons.nth(texts.index(label)).click()
+
+
+# ----------------------------------------------------------------- what the page must show
+
+
+def walk_graph(loss):
+    """Every autograd node reachable from ``loss`` once, by plain PyTorch."""
+    seen, order, stack = set(), [], [loss.grad_fn] if loss.grad_fn is not None else []
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        order.append(fn)
+        stack += [next_fn for next_fn, _ in fn.next_functions if next_fn is not None]
+    return order
+
+
+def shape_text(tensor):
+    return "(" + ", ".join(str(s) for s in tensor.shape) + ")"
+
+
+def expected_graph_labels(outcome):
+    """The node labels the outcome's graph must hold, from its loss and its grad states."""
+    labels = []
+    reached = set()
+    if outcome.loss is None:
+        kind = outcome.error.kind if outcome.error else "no loss"
+        labels.append(f"no loss was computed\n({kind})")
+    else:
+        labels.append(f"loss {shape_text(outcome.loss)}")
+        by_id = {id(t): name for name, t in outcome.tensors.items()}
+        for fn in walk_graph(outcome.loss):
+            labels.append(type(fn).__name__)
+            variable = getattr(fn, "variable", None)
+            if variable is not None:
+                name = by_id.get(id(variable))
+                if name is None:
+                    labels.append(f"leaf tensor {shape_text(variable)}")
+                else:
+                    reached.add(name)
+                    labels.append(f"{name} {shape_text(variable)}\n"
+                                  f"grad: {outcome.params[name].grad}")
+    for name, tensor in outcome.tensors.items():
+        if name not in reached:
+            labels.append(f"{name} {shape_text(tensor)}\ngrad: {outcome.params[name].grad}\n"
+                          "(not in graph)")
+    return sorted(labels)
+
+
+def expected_title(outcome):
+    options = ", ".join(f"{k}={v}" for k, v in outcome.options.items())
+    return f"{outcome.mechanism}: {options}" if options else outcome.mechanism
+
+
+def expected_rows(outcome):
+    """Each parameter's row as {column: text}: the registry's outcome, formatted."""
+    rows = {}
+    for name, p in outcome.params.items():
+        row = {"parameter": name, "requires_grad": str(p.requires_grad), "grad": p.grad,
+               "grad norm": "-" if p.grad_norm is None else f"{p.grad_norm:.4f}",
+               "changed by step": "yes" if p.changed else "no"}
+        row.update({column: str(text) for column, text in p.extra.items()})
+        rows[name] = row
+    return rows
+
+
+def explorer_mismatches(shown, outcome, baseline):
+    """What the page shows that differs from ``outcome`` (empty list: all agree)."""
+    problems = []
+    rows = {}
+    for cells in shown["rows"]:
+        texts = [text for text, _ in cells]
+        rows[texts[0] if texts else "?"] = dict(zip(shown["columns"], cells))
+    for name, want in expected_rows(outcome).items():
+        got = rows.get(name)
+        if got is None:
+            problems.append(f"table: no row for {name}")
+            continue
+        for column, text in want.items():
+            cell = got.get(column)
+            if cell is None or cell[0] != text:
+                problems.append(f"table {name}/{column}: page {cell and cell[0]!r}, "
+                                f"registry {text!r}")
+        none_marked = "gfl-none" in (got.get("grad") or ("", ""))[1]
+        if none_marked != (want["grad"] == "None"):
+            problems.append(f"table {name}/grad: None highlight is {none_marked}")
+    if outcome.error and not any(outcome.error.kind in note for note in shown["notes"]):
+        problems.append(f"table: no note about {outcome.error.kind}")
+    if not outcome.error and shown["notes"]:
+        problems.append(f"table: unexpected notes {shown['notes']}")
+    # The graph: the plain step (g0, left) beside this outcome (g1, right).
+    for cluster, want in (("g0", baseline), ("g1", outcome)):
+        title = shown["clusters"].get(cluster)
+        if title != expected_title(want):
+            problems.append(f"graph {cluster} title: page {title!r}, "
+                            f"registry {expected_title(want)!r}")
+        got_labels = sorted(shown["nodes"].get(cluster, []))
+        want_labels = expected_graph_labels(want)
+        if got_labels != want_labels:
+            problems.append(f"graph {cluster} nodes differ:\n  page     {got_labels}\n"
+                            f"  registry {want_labels}")
+    if sorted(shown["clusters"]) != ["g0", "g1"]:
+        problems.append(f"graph: clusters {sorted(shown['clusters'])}, expected g0 and g1")
+    return problems
+
+
+def grads_none(outcome):
+    return [name for name, p in outcome.params.items() if p.grad == "None"]
+
+
