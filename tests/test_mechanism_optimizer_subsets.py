@@ -8,34 +8,12 @@ from torch import nn
 
 import helpers
 from helpers.exercises import EXERCISES, check
+from plain_toy import NAMES, Net, plain_batch, plain_net  # noqa: F401
 
-NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
 WARMUP, AFTER = 3, 3
 PARAMS = ("all", "l2", "l1", "lr0")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 EXCLUDED = ("alone", "frozen", "zeros")
-
-
-class Net(nn.Module):
-    """The toy network, written out again so the expectations do not come from the helpers."""
-
-    def __init__(self):
-        super().__init__()
-        self.l1 = nn.Linear(4, 3)
-        self.l2 = nn.Linear(3, 1)
-
-    def forward(self, x):
-        return self.l2(torch.relu(self.l1(x)))
-
-
-def plain_net():
-    torch.manual_seed(0)
-    return Net()
-
-
-def plain_batch():
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(8, 4, generator=generator), torch.randn(8, 1, generator=generator)
 
 
 def plain_optimizer(kind, groups):

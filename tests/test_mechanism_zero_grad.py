@@ -10,33 +10,11 @@ from torch import nn
 import helpers
 from helpers.exercises import EXERCISES, check
 from helpers.mechanisms.zero_grad import in_units_of, multiples_table
+from plain_toy import NAMES, Net, plain_batch, plain_net  # noqa: F401
 
-NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
 CLEARS = ("nothing", "optimizer", "model", "zeros", "loop")
 PASSES = (0, 1, 2, 3)
 HOLDS = ("all", "l2")
-
-
-class Net(nn.Module):
-    """The toy network, written out again so the expectations do not come from the helpers."""
-
-    def __init__(self):
-        super().__init__()
-        self.l1 = nn.Linear(4, 3)
-        self.l2 = nn.Linear(3, 1)
-
-    def forward(self, x):
-        return self.l2(torch.relu(self.l1(x)))
-
-
-def plain_net():
-    torch.manual_seed(0)
-    return Net()
-
-
-def plain_batch():
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(8, 4, generator=generator), torch.randn(8, 1, generator=generator)
 
 
 def plain_iteration(clear, passes, holds):
