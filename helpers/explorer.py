@@ -18,9 +18,13 @@ BASELINE = "control"
 def control_for(option, value):
     """A ToggleButtons (few choices) or Dropdown (many) for one option."""
     choices = [(str(label), choice) for choice, label in option.choices.items()]
-    kind = widgets.ToggleButtons if len(choices) <= 4 else widgets.Dropdown
-    return kind(options=choices, value=value, description=option.name,
-                tooltip=option.description, style={"description_width": "initial"})
+    style = {"description_width": "initial"}
+    if len(choices) <= 4:  # buttons as wide as their labels, so no label is cut short
+        return widgets.ToggleButtons(options=choices, value=value, description=option.name,
+                                     tooltip=option.description,
+                                     style={**style, "button_width": "auto"})
+    return widgets.Dropdown(options=choices, value=value, description=option.name,
+                            tooltip=option.description, style=style)
 
 
 @lru_cache(maxsize=None)
@@ -28,7 +32,9 @@ def render(mechanism_name, options_items):
     """(graph HTML, table HTML) for one option state; cached, so a repeat toggle is instant."""
     outcome = cached_outcome(mechanism_name, options_items)
     baseline = cached_outcome(BASELINE, ())
-    beside = None if outcome is baseline else baseline
+    is_baseline = (mechanism_name == BASELINE
+                   and dict(options_items) == get_mechanism(BASELINE).defaults)
+    beside = None if is_baseline else baseline  # no plain step beside the plain step
     return draw(outcome, beside=beside).html(), grad_table(outcome)._repr_html_()
 
 

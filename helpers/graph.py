@@ -211,6 +211,8 @@ class GraphView:
         """The SVG inline, or the outline with the install hint when ``dot`` is missing."""
         svg = self.svg
         if svg is not None:
+            # Scale a wide pair of graphs down to the output's width instead of cutting it off.
+            svg = svg.replace("<svg ", '<svg style="max-width: 100%; height: auto" ', 1)
             return f'<div class="gfl-graph">{svg}</div>'
         return (f'<div class="gfl-graph gfl-no-dot"><p><em>{html.escape(INSTALL_HINT)}</em></p>'
                 f"<pre>{html.escape(self.outline())}</pre></div>")

@@ -621,6 +621,12 @@ def stopped_branch(holder, mistake):
 
 # --- Views: a predict-first quiz and an explorer -------------------------------------------
 
+def _hook(name, variant):
+    """HTML attributes naming a widget's pattern and variant, for tests to read off the page."""
+    return (f'data-gfl-pattern="{html.escape(name, quote=True)}" '
+            f'data-gfl-variant="{html.escape(variant, quote=True)}"')
+
+
 class PatternQuiz(widgets.VBox):
     """Tick the modules whose parameters the guarded tensor reaches; the pattern marks it."""
 
@@ -636,10 +642,11 @@ class PatternQuiz(widgets.VBox):
         self.button = widgets.Button(description="Check my answer")
         self.feedback = widgets.HTML()
         self.button.on_click(lambda _: self.check())
-        question = widgets.HTML(f"Tick every module whose parameters "
-                                f"<b>{html.escape(result.guarded)}</b> reaches, so that its "
-                                f"backward would fill their <code>.grad</code> (tick none if "
-                                f"you expect it reaches none).")
+        # data-gfl-*: the pattern and variant this quiz asks about (read by tests/test_browser.py).
+        question = widgets.HTML(f"<span {_hook(name, result.variant)}>Tick every module whose "
+                                f"parameters <b>{html.escape(result.guarded)}</b> reaches, so "
+                                f"that its backward would fill their <code>.grad</code> (tick "
+                                f"none if you expect it reaches none).</span>")
         super().__init__([question, widgets.HBox(list(self.boxes.values())), self.button,
                           self.feedback])
         self.add_class("gfl-quiz")
@@ -678,9 +685,11 @@ def render(name, mistake):
     result = PATTERNS[name].run(mistake)
     verdict = ("gradients flow as intended" if result.ok
                else "broken: " + "; ".join(result.problems()))
-    summary = (f"<p><b>{html.escape(PATTERNS[name].title)}</b> &mdash; "
+    # data-gfl-*: the pattern and variant shown now (read by tests/test_browser.py).
+    summary = (f"<div {_hook(name, result.variant)}>"
+               f"<p><b>{html.escape(PATTERNS[name].title)}</b> &mdash; "
                f"{html.escape(PATTERNS[name].summary)}</p>"
-               f"<p><b>{html.escape(result.label)}</b>: {html.escape(verdict)}</p>")
+               f"<p><b>{html.escape(result.label)}</b>: {html.escape(verdict)}</p></div>")
     return summary, result.table()._repr_html_(), result.draw().html()
 
 

@@ -5,9 +5,10 @@ session. The server's root is a temporary copy of notebooks/*.ipynb, so JupyterL
 can never touch the committed notebooks. Chromium is Debian's (/usr/bin/chromium), driven by
 Playwright without any browser download.
 
-Expectations never come from the page: they come from the registry (``helpers.registry.run``),
-turned into what the table and the graph must show by plain PyTorch (walking the loss's
-``grad_fn`` graph), and compared with what the page shows.
+Expectations never come from the page: they come from the registry (``helpers.registry.run``;
+for notebook 09, ``helpers.patterns.run_pattern``), turned into what the table and the graph
+must show by plain PyTorch (walking the loss's ``grad_fn`` graph), and compared with what the
+page shows.
 """
 
 import json
@@ -268,10 +269,16 @@ def visible_errors(page):
 READ_EXPLORER = """(el) => {
   const text = e => e.textContent.replace(/\u00a0/g, ' ').trim();
   const hook = el.querySelector('[data-gfl-mechanism]');
+  const pattern = el.querySelector('[data-gfl-pattern]');  // 09's PatternExplorer
   const table = el.querySelector('table.gfl-table');
-  const out = {mechanism: hook ? hook.dataset.gflMechanism : null, columns: [], rows: [],
+  const out = {mechanism: hook ? hook.dataset.gflMechanism : null,
+               pattern: pattern ? pattern.dataset.gflPattern : null,
+               variant: pattern ? pattern.dataset.gflVariant : null,
+               summary: pattern ? text(pattern) : null, caption: null, columns: [], rows: [],
                notes: [...el.querySelectorAll('.gfl-error')].map(text), clusters: {}, nodes: {}};
   if (table) {
+    const caption = table.querySelector('caption');
+    out.caption = caption ? text(caption) : null;
     out.columns = [...table.querySelectorAll('thead th')].map(text);
     out.rows = [...table.querySelectorAll('tbody tr')].map(
       tr => [...tr.querySelectorAll('td')].map(td => [text(td), td.className]));
@@ -308,23 +315,27 @@ READ_EXPLORER = """(el) => {
 
 def set_control(explorer, option, value):
     """Operate ``option``'s control as a learner would: click the button or pick the entry."""
-    label = str(option.choices[value])
+    pick(explorer, option.name, str(option.choices[value]))
+
+
+def pick(explorer, name, label):
+    """In the explorer's control labelled ``name``, click the button or pick the entry ``label``."""
     control = explorer.locator(".widget-toggle-buttons, .widget-dropdown").filter(
-        has=explorer.page.locator(".widget-label", has_text=option.name))
-    # `has_text` matches substrings; keep the control whose label is exactly the option name.
+        has=explorer.page.locator(".widget-label", has_text=name))
+    # `has_text` matches substrings; keep the control whose label is exactly ``name``.
     for index in range(control.count()):
         candidate = control.nth(index)
-        if candidate.locator(".widget-label").first.inner_text().strip() == option.name:
+        if candidate.locator(".widget-label").first.inner_text().strip() == name:
             control = candidate
             break
     else:
-        raise AssertionError(f"no control labelled {option.name!r} in the explorer")
+        raise AssertionError(f"no control labelled {name!r} in the explorer")
     if control.locator("select").count():
         control.locator("select").select_option(label=label)
     else:
         buttons = control.locator("button")
         texts = [t.replace("\xa0", " ").strip() for t in buttons.all_inner_texts()]
-        assert label in texts, f"{option.name}: no button {label!r} among {texts}"
+        assert label in texts, f"{name}: no button {label!r} among {texts}"
         buttons.nth(texts.index(label)).click()
 
 
@@ -350,15 +361,22 @@ def shape_text(tensor):
 
 def expected_graph_labels(outcome):
     """The node labels the outcome's graph must hold, from its loss and its grad states."""
+    return graph_labels(outcome.loss, outcome.tensors,
+                        {name: p.grad for name, p in outcome.params.items()}, outcome.error)
+
+
+def graph_labels(loss, tensors, grads, error):
+    """The node labels of ``loss``'s graph with parameters ``tensors`` (name -> tensor) whose
+    grad states are ``grads`` (name -> "None"/"zeros"/"values"), walked by plain PyTorch."""
     labels = []
     reached = set()
-    if outcome.loss is None:
-        kind = outcome.error.kind if outcome.error else "no loss"
+    if loss is None:
+        kind = error.kind if error else "no loss"
         labels.append(f"no loss was computed\n({kind})")
     else:
-        labels.append(f"loss {shape_text(outcome.loss)}")
-        by_id = {id(t): name for name, t in outcome.tensors.items()}
-        for fn in walk_graph(outcome.loss):
+        labels.append(f"loss {shape_text(loss)}")
+        by_id = {id(t): name for name, t in tensors.items()}
+        for fn in walk_graph(loss):
             labels.append(type(fn).__name__)
             variable = getattr(fn, "variable", None)
             if variable is not None:
@@ -367,12 +385,10 @@ def expected_graph_labels(outcome):
                     labels.append(f"leaf tensor {shape_text(variable)}")
                 else:
                     reached.add(name)
-                    labels.append(f"{name} {shape_text(variable)}\n"
-                                  f"grad: {outcome.params[name].grad}")
-    for name, tensor in outcome.tensors.items():
+                    labels.append(f"{name} {shape_text(variable)}\ngrad: {grads[name]}")
+    for name, tensor in tensors.items():
         if name not in reached:
-            labels.append(f"{name} {shape_text(tensor)}\ngrad: {outcome.params[name].grad}\n"
-                          "(not in graph)")
+            labels.append(f"{name} {shape_text(tensor)}\ngrad: {grads[name]}\n(not in graph)")
     return sorted(labels)
 
 
@@ -417,8 +433,11 @@ def explorer_mismatches(shown, outcome, baseline):
         problems.append(f"table: no note about {outcome.error.kind}")
     if not outcome.error and shown["notes"]:
         problems.append(f"table: unexpected notes {shown['notes']}")
-    # The graph: the plain step (g0, left) beside this outcome (g1, right).
-    for cluster, want in (("g0", baseline), ("g1", outcome)):
+    # The graph: the plain step (g0, left) beside this outcome (g1, right); the plain step
+    # itself is drawn alone.
+    alone = (outcome.mechanism, outcome.options) == (baseline.mechanism, baseline.options)
+    expected = [("g0", outcome)] if alone else [("g0", baseline), ("g1", outcome)]
+    for cluster, want in expected:
         title = shown["clusters"].get(cluster)
         if title != expected_title(want):
             problems.append(f"graph {cluster} title: page {title!r}, "
@@ -428,8 +447,9 @@ def explorer_mismatches(shown, outcome, baseline):
         if got_labels != want_labels:
             problems.append(f"graph {cluster} nodes differ:\n  page     {got_labels}\n"
                             f"  registry {want_labels}")
-    if sorted(shown["clusters"]) != ["g0", "g1"]:
-        problems.append(f"graph: clusters {sorted(shown['clusters'])}, expected g0 and g1")
+    if sorted(shown["clusters"]) != [cluster for cluster, _ in expected]:
+        problems.append(f"graph: clusters {sorted(shown['clusters'])}, expected "
+                        f"{[cluster for cluster, _ in expected]}")
     return problems
 
 
@@ -437,3 +457,97 @@ def grads_none(outcome):
     return [name for name, p in outcome.params.items() if p.grad == "None"]
 
 
+# ----------------------------------------------------------------- 09's patterns (helpers.patterns)
+
+
+def pattern_variants(item):
+    """(variant, dropdown label) pairs of a pattern: "correct" first, then each mistake."""
+    return [("correct", "correct")] + [(key, f"mistake: {label}")
+                                       for key, label in item.mistakes.items()]
+
+
+def expected_pattern_rows(result):
+    """Each parameter's row as {column: text}, from the PatternResult's own fields."""
+    reach = f"in graph of {result.guarded}"
+    rows = {}
+    for name in result.params:
+        rule = ("must be reached" if name in result.must_reach
+                else "must NOT be reached" if name in result.must_not_reach else "")
+        rows[name] = {"parameter": name, "rule": rule,
+                      reach: "yes" if name in result.reached else "no",
+                      "grad": result.grads[name],
+                      "changed by step": "yes" if result.changed[name] else "no"}
+    return rows
+
+
+def pattern_mismatches(shown, result, item):
+    """What the page's PatternExplorer shows that differs from ``result`` (a PatternResult of
+    pattern ``item``); empty list: all agree."""
+    variant = "correct" if result.mistake is None else result.mistake
+    label = "correct" if result.mistake is None else item.mistakes[result.mistake]
+    problems = []
+    if (shown["pattern"], shown["variant"]) != (item.name, variant):
+        return [f"page shows {shown['pattern']}/{shown['variant']}, "
+                f"expected {item.name}/{variant}"]
+    summary = shown["summary"] or ""
+    for part in (item.title, item.summary, label):
+        if part not in summary:
+            problems.append(f"summary does not say {part!r}: {summary!r}")
+    ok = (result.must_reach <= result.reached and not result.reached & result.must_not_reach
+          and result.error is None and all(result.checks.values()))
+    verdict = f"{label}: gradients flow as intended" if ok else f"{label}: broken: "
+    if verdict not in summary:
+        problems.append(f"summary verdict: expected {verdict!r} in {summary!r}")
+    if shown["caption"] != f"{item.title}: {label}":
+        problems.append(f"table caption {shown['caption']!r}")
+    want_rows = expected_pattern_rows(result)
+    columns = list(next(iter(want_rows.values())))
+    if shown["columns"] != columns:
+        problems.append(f"table columns: page {shown['columns']}, expected {columns}")
+    rows = {}
+    for cells in shown["rows"]:
+        texts = [text for text, _ in cells]
+        rows[texts[0] if texts else "?"] = dict(zip(shown["columns"], cells))
+    if list(rows) != list(want_rows):
+        problems.append(f"table rows: page {list(rows)}, expected {list(want_rows)}")
+    for name, want in want_rows.items():
+        got = rows.get(name)
+        if got is None:
+            problems.append(f"table: no row for {name}")
+            continue
+        for column, text in want.items():
+            cell = got.get(column)
+            if cell is None or cell[0] != text:
+                problems.append(f"table {name}/{column}: page {cell and cell[0]!r}, "
+                                f"pattern {text!r}")
+        none_marked = "gfl-none" in (got.get("grad") or ("", ""))[1]
+        if none_marked != (want["grad"] == "None"):
+            problems.append(f"table {name}/grad: None highlight is {none_marked}")
+    # The notes under the table: one per problem, naming what leaked, missed or failed.
+    notes = shown["notes"]
+    leaked = [n for n in result.params if n in result.reached & result.must_not_reach]
+    missed = [n for n in result.params if n in result.must_reach - result.reached]
+    failed = [text for text, passed in result.checks.items() if not passed]
+    wanted = [f"PyTorch raised {result.error.kind}: "] if result.error else []
+    wanted += [f"{result.guarded} reaches what it must not: {', '.join(leaked)}"] if leaked else []
+    wanted += [f"{result.guarded} does not reach: {', '.join(missed)}"] if missed else []
+    wanted += [f"check failed: {text}" for text in failed]
+    if len(notes) != len(wanted) or not all(note.startswith(want)
+                                            for note, want in zip(notes, wanted)):
+        problems.append(f"table notes: page {notes}, expected notes starting {wanted}")
+    # The graph: one cluster, the drawn loss of this variant.
+    title = f"{item.name}: {variant}"
+    if sorted(shown["clusters"]) != ["g0"] or shown["clusters"].get("g0") != title:
+        problems.append(f"graph clusters {shown['clusters']}, expected g0 titled {title!r}")
+    got_labels = sorted(shown["nodes"].get("g0", []))
+    want_labels = graph_labels(result.loss, result.params, result.grads, result.error)
+    if got_labels != want_labels:
+        problems.append(f"graph nodes differ:\n  page    {got_labels}\n  pattern {want_labels}")
+    return problems
+
+
+def pattern_answer(result):
+    """The modules (in the quiz's order) whose parameters the guarded tensor reaches."""
+    roles = list(dict.fromkeys(name.split(".", 1)[0] for name in result.params))
+    return roles, [role for role in roles if any(n.split(".", 1)[0] == role
+                                                 for n in result.reached)]

@@ -4,7 +4,8 @@ For each notebooks/*.ipynb: open it in JupyterLab, Run All, wait for the kernel 
 assert that no cell shows an error; then click every choice of every explorer control and check
 that the gradient table and the graph on the page show what the registry says for that choice
 (computed in this process, not read from the page); then give each predict-first quiz a right
-and a wrong answer and check how it marks them. Notebook 00 runs the same way in Notebook 7,
+and a wrong answer and check how it marks them. Notebook 09's PatternExplorer and PatternQuiz
+are checked the same way against helpers.patterns.run_pattern instead of the registry. Notebook 00 runs the same way in Notebook 7,
 and the playground (notebooks/08_*.ipynb) in Voila, as `make app` serves it.
 
 One JupyterLab server (serving a temporary copy of the notebooks, so autosave never touches the
@@ -123,8 +124,9 @@ def wait_for_widgets(page, notebook):
 def check_explorer(explorer):
     """Click every choice of every control; the page must follow the registry each time."""
     shown = explorer.evaluate(bs.READ_EXPLORER)
-    if not shown["mechanism"]:
-        return check_other_explorer(explorer, shown)
+    if shown["pattern"]:
+        return check_pattern_explorer(explorer, shown)
+    assert shown["mechanism"], "an explorer that names neither a mechanism nor a pattern"
     mechanism = get_mechanism(shown["mechanism"])
     baseline = run("control")
     state = {}
@@ -161,41 +163,65 @@ def check_explorer(explorer):
     return visited
 
 
-def check_other_explorer(explorer, shown):
-    """An explorer outside the registry (e.g. 09's PatternExplorer): no expectation to read,
-    so every choice is clicked and the page must redraw its table and graph without error."""
-    states = 0
-    for name, control in shown["controls"].items():
-        labels = control["labels"]
-        for label in [*[x for x in labels if x != control["selected"]], control["selected"]]:
-            before = explorer.evaluate(bs.READ_EXPLORER)
-            target = explorer.locator(".widget-toggle-buttons, .widget-dropdown").filter(
-                has=explorer.page.locator(".widget-label", has_text=name)).first
-            if target.locator("select").count():
-                target.locator("select").select_option(label=label)
-            else:
-                buttons = target.locator("button")
-                texts = [t.replace("\xa0", " ").strip() for t in buttons.all_inner_texts()]
-                buttons.nth(texts.index(label)).click()
-            explorer.page.wait_for_function(
-                "([el, name, label]) => [...el.querySelectorAll('.widget-label')].some("
-                "l => l.textContent.trim() === name)", arg=[explorer.element_handle(), name,
-                                                             label])
-            after = explorer.evaluate(bs.READ_EXPLORER)
-            assert after["controls"][name]["selected"] == label or label == before[
-                "controls"][name]["selected"], f"{name}: {label!r} not selected"
-            states += 1
-    assert not bs.visible_errors(explorer.page)
-    return states
+def check_pattern_explorer(explorer, shown):
+    """09's PatternExplorer: pick every pattern and every variant of it; each time the summary,
+    the table and the graph must show what helpers.patterns.run_pattern gives for that choice."""
+    from helpers.patterns import PATTERNS, run_pattern
+
+    titles = [item.title for item in PATTERNS.values()]
+    assert list(shown["controls"]) == ["pattern", "variant"], shown["controls"]
+    assert shown["controls"]["pattern"]["labels"] == titles, (
+        f"pattern dropdown offers {shown['controls']['pattern']['labels']}, expected {titles}")
+    start = shown["pattern"]
+    assert start in PATTERNS, f"explorer shows unknown pattern {start!r}"
+    assert shown["controls"]["pattern"]["selected"] == PATTERNS[start].title
+
+    def expect(name, variant):
+        item = PATTERNS[name]
+        result = run_pattern(name, None if variant == "correct" else variant)
+        labels = [label for _, label in bs.pattern_variants(item)]
+        deadline = time.monotonic() + bs.WIDGET_TIMEOUT
+        while True:
+            shown = explorer.evaluate(bs.READ_EXPLORER)
+            problems = bs.pattern_mismatches(shown, result, item)
+            controls = shown["controls"]
+            if controls["pattern"]["selected"] != item.title:
+                problems.append(f"pattern dropdown shows {controls['pattern']['selected']!r}")
+            if controls["variant"]["labels"] != labels:
+                problems.append(f"variant dropdown offers {controls['variant']['labels']}, "
+                                f"expected {labels}")
+            chosen = dict(bs.pattern_variants(item))[variant]
+            if controls["variant"]["selected"] != chosen:
+                problems.append(f"variant dropdown shows {controls['variant']['selected']!r}, "
+                                f"expected {chosen!r}")
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not problems, (f"pattern explorer {name}/{variant}: the page disagrees with "
+                              "helpers.patterns:\n  " + "\n  ".join(problems))
+
+    expect(start, shown["variant"])
+    visited, current = 1, start
+    for name in [*[n for n in PATTERNS if n != start], start]:
+        item = PATTERNS[name]
+        if name != current:
+            bs.pick(explorer, "pattern", item.title)  # the variant goes back to "correct"
+            expect(name, "correct")
+            visited, current = visited + 1, name
+        variants = bs.pattern_variants(item)
+        for variant, label in [*variants[1:], variants[0]]:
+            bs.pick(explorer, "variant", label)
+            expect(name, variant)
+            visited += 1
+    return visited
 
 
 def check_quiz(quiz):
     """A right answer is marked right, a wrong one wrong, with the registry's answer shown."""
+    if quiz.locator("[data-gfl-pattern]").count():
+        return check_pattern_quiz(quiz)
     hook = quiz.locator("[data-gfl-mechanism]").first
-    if not hook.count():  # a quiz outside the registry (09's PatternQuiz): it must answer
-        quiz.locator("button").last.click()
-        quiz.locator(".gfl-verdict").wait_for(state="visible")
-        return
+    assert hook.count(), "a quiz that names neither a mechanism nor a pattern"
     mechanism = hook.get_attribute("data-gfl-mechanism")
     options = json.loads(hook.get_attribute("data-gfl-options"))
     answer = bs.grads_none(run(mechanism, **options))
@@ -212,6 +238,42 @@ def check_quiz(quiz):
         text = feedback.inner_text()
         assert f"come back None: {listed}." in text, (
             f"quiz {mechanism} {options}: feedback {text!r} does not name {listed!r}")
+
+    answer_with(answer, "right")
+    answer_with(wrong, "wrong")
+    assert quiz.locator(".gfl-right").count() == 0
+
+
+def check_pattern_quiz(quiz):
+    """09's PatternQuiz: the modules helpers.patterns.run_pattern says the guarded tensor
+    reaches are marked right, a different set wrong, and the feedback names them."""
+    from helpers.patterns import PATTERNS, run_pattern
+
+    hook = quiz.locator("[data-gfl-pattern]").first
+    name, variant = hook.get_attribute("data-gfl-pattern"), hook.get_attribute("data-gfl-variant")
+    assert name in PATTERNS, f"quiz asks about unknown pattern {name!r}"
+    result = run_pattern(name, None if variant == "correct" else variant)
+    roles, answer = bs.pattern_answer(result)
+    listed = ", ".join(answer) or "none of them"
+    boxes = quiz.locator(".widget-checkbox")
+    labels = [t.replace("\xa0", " ").strip() for t in boxes.all_inner_texts()]
+    assert labels == roles, f"quiz {name}/{variant}: boxes {labels}, modules {roles}"
+    wrong = [role for role in roles if (role in answer) != (role == roles[-1])]
+
+    def answer_with(chosen, verdict):
+        for index, role in enumerate(roles):
+            boxes.nth(index).locator("input").set_checked(role in chosen)
+        quiz.get_by_role("button", name="Check my answer").click()
+        feedback = quiz.locator(f".gfl-verdict.gfl-{verdict}")
+        try:
+            feedback.wait_for(state="visible")
+        except Exception:
+            shown = quiz.locator(".gfl-verdict").all_inner_texts()
+            raise AssertionError(f"quiz {name}/{variant}: ticking {sorted(chosen)} should be "
+                                 f"marked {verdict}; the page says {shown}") from None
+        text = feedback.inner_text()
+        assert f"It reaches: {listed}." in text, (
+            f"quiz {name}/{variant}: feedback {text!r} does not name {listed!r}")
 
     answer_with(answer, "right")
     answer_with(wrong, "wrong")
