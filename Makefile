@@ -6,11 +6,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.requirements-stamp
+DEV_STAMP := $(VENV)/.requirements-dev-stamp
 NB     ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: help lab test notebooks system-deps venv clean
+.PHONY: help lab test notebooks system-deps venv venv-dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,12 +25,20 @@ $(BIN)/python: | system-deps
 	  "Python >= 3.10 is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the pins or the package metadata change.
+# Reinstall only when the pins or the package metadata change. requirements.txt = what
+# learners need; requirements-dev.txt = that (-r requirements.txt) plus the test/build tools.
 $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check --no-input -r requirements.txt
 	@touch $@
 
+# Installing requirements-dev.txt installs requirements.txt too, so both stamps are current.
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --no-input -r requirements-dev.txt
+	@touch $(STAMP) $@
+
 venv: $(STAMP) ## Create .venv and install requirements.txt (only when changed)
+
+venv-dev: $(DEV_STAMP) ## Create .venv and install requirements-dev.txt: also the test tools
 
 # Root = the repository (as on Binder), opened at notebook 00; relative links then work.
 lab: venv system-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
@@ -38,13 +47,13 @@ lab: venv system-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
 
 # --dist loadfile: all cells of one notebook run in one worker (one kernel), in order.
 # pytest exit 5 = no tests collected: reported loudly, but not a failure.
-test: venv system-deps ## Run every test: unit tests and strict nbval over notebooks/*.ipynb
+test: venv-dev system-deps ## Run every test: unit tests and strict nbval over notebooks/*.ipynb
 	$(BIN)/python -m pytest -n 2 --dist loadfile \
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  tests notebooks $(PYTEST_ARGS) \
 	  || { s=$$?; [ $$s -eq 5 ] || exit $$s; echo "make test: NO TESTS WERE COLLECTED (pytest exit 5)" >&2; }
 
-notebooks: venv system-deps ## Rebuild notebooks/*.ipynb from notebooks/sources/*.py, executed
+notebooks: venv-dev system-deps ## Rebuild notebooks/*.ipynb from notebooks/sources/*.py, executed
 	$(BIN)/python tools/build_notebooks.py $(NB)
 
 clean: ## Remove .venv and build/ (the Binder test venv)
@@ -57,11 +66,11 @@ app: venv system-deps ## Serve 08_compare_all as an app (Voila: code hidden, wid
 
 .PHONY: bench
 # Timings go to BENCHMARKS.md only. BENCH_QUICK=1: fewer repeats; BENCH_SKIP=footprint,...
-bench: venv system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
+bench: venv-dev system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
 	$(BIN)/python tools/bench.py
 
 .PHONY: slides
 # reveal.js, RequireJS, jQuery, MathJax and the widget renderer are fetched once with npm into
 # slides/vendor/ (git-ignored); the decks load them from there, so they open offline.
-slides: venv ## Build a reveal.js deck per notebook into slides/ (opens offline; needs npm)
+slides: venv-dev ## Build a reveal.js deck per notebook into slides/ (opens offline; needs npm)
 	$(BIN)/python tools/slides.py

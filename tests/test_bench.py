@@ -134,6 +134,91 @@ def test_oversized_allows_torch_and_jupyter_only(bench):
     assert bench.oversized({"numpy": 71e6}) == []
 
 
+# ---------------------------------------------------------------- requirements.txt closure
+
+# A hand-made site-packages: distribution -> (bytes of its one file, Requires-Dist lines).
+FAKE_DISTS = {
+    "App": (100, ["Lib_A>=1.0", "lib-b[fast]", "old-backport; python_version < '3.8'",
+                  "test-runner; extra == 'test'", "docs-tool; extra == 'docs'"]),
+    "lib_a": (20, ["shared", "ghost>=2"]),            # ghost is not installed
+    "lib-b": (30, ["speedup; extra == 'fast'", "slowpath; extra == 'slow'"]),
+    "speedup": (4, []),
+    "shared": (5, []),
+    "old-backport": (1000, []),
+    "test-runner": (2000, ["runner-plugin"]),
+    "runner-plugin": (300, []),
+    "docs-tool": (3000, []),
+    "slowpath": (4000, []),
+    "winonly": (5000, []),
+    "unrelated": (6000, []),
+    "my_project": (7, ["shared", "lib-b"]),          # this repository, as `-e .` installs it
+}
+PY311 = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux"}
+
+
+def fake_venv(root):
+    venv = root / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    for name, (size, requires) in FAKE_DISTS.items():
+        folder = name.replace("-", "_").lower()
+        write(site / folder / "data.bin", size)
+        info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\n" f"Name: {name}\nVersion: 1.0\n"
+                                       + "".join(f"Requires-Dist: {r}\n" for r in requires))
+        (info / "RECORD").write_text(f"{folder}/data.bin,,\n")
+    (root / "pyproject.toml").write_text('[build-system]\nrequires = ["x"]\n\n'
+                                         '[project]\nname = "My_Project"\nversion = "1.0"\n')
+    (root / "requirements.txt").write_text(
+        "# learners\nApp==1.0  # the app\nwinonly==1.0; sys_platform == 'win32'\n-e .\n")
+    (root / "requirements-dev.txt").write_text("-r requirements.txt\ntest-runner==1.0\n")
+    return venv, site
+
+
+def test_requirement_roots_follow_includes_markers_and_the_project(bench, tmp_path):
+    fake_venv(tmp_path)
+    assert bench.requirement_roots(tmp_path / "requirements.txt", PY311) == [
+        ("app", ()), ("my-project", ())]                  # winonly: not on Linux
+    win = {**PY311, "sys_platform": "win32"}
+    assert bench.requirement_roots(tmp_path / "requirements.txt", win) == [
+        ("app", ()), ("winonly", ()), ("my-project", ())]
+    assert bench.requirement_roots(tmp_path / "requirements-dev.txt", PY311) == [
+        ("app", ()), ("my-project", ()), ("test-runner", ())]
+
+
+def test_dependency_closure_honours_markers_and_requested_extras_only(bench, tmp_path):
+    _, site = fake_venv(tmp_path)
+    requires = bench.installed_requires(site)
+    assert requires["lib-a"] == ["shared", "ghost>=2"]    # names canonical (PEP 503)
+    found, missing = bench.dependency_closure([("app", ())], requires, PY311)
+    # speedup: lib-b's "fast" extra, asked for by app; not slowpath, old-backport (Python < 3.8),
+    # nor app's own extras "test" and "docs", which nobody asked for.
+    assert found == {"app", "lib-a", "lib-b", "speedup", "shared"}
+    assert missing == {"ghost"}
+    found, _ = bench.dependency_closure([("app", ("docs",))], requires, PY311)
+    assert found == {"app", "lib-a", "lib-b", "speedup", "shared", "docs-tool"}
+    old = {**PY311, "python_version": "3.7", "python_full_version": "3.7.9"}
+    found, _ = bench.dependency_closure([("app", ())], requires, old)
+    assert "old-backport" in found
+    # lib-b without its extra: no speedup
+    assert bench.dependency_closure([("lib-b", ())], requires, PY311) == ({"lib-b"}, set())
+
+
+def test_closure_footprint_sums_only_the_closure(bench, tmp_path):
+    venv, _ = fake_venv(tmp_path)
+    learner = bench.closure_footprint(venv, tmp_path / "requirements.txt", PY311)
+    # app 100 + lib-a 20 + lib-b 30 + speedup 4 + shared 5 + my-project 7
+    assert learner["packages"] == {"app": 100, "lib-b": 30, "lib-a": 20, "my-project": 7,
+                                   "shared": 5, "speedup": 4}
+    assert list(learner["packages"]) == ["app", "lib-b", "lib-a", "my-project", "shared",
+                                         "speedup"]   # largest first
+    assert learner["total"] == 166 and learner["missing"] == ["ghost"]
+    assert learner["closure_of"] == "requirements.txt"
+    dev = bench.closure_footprint(venv, tmp_path / "requirements-dev.txt", PY311)
+    assert dev["total"] == 166 + 2000 + 300             # + test-runner and its plugin
+    assert set(dev["packages"]) - set(learner["packages"]) == {"test-runner", "runner-plugin"}
+
+
 # ---------------------------------------------------------------- junit and cases
 
 
@@ -184,6 +269,17 @@ def test_code_cell_first_line_counts_code_cells_only(bench, tmp_path):
     assert bench.code_cell_first_line(path, "Cell 9") == ""
 
 
+def test_plain_tail_drops_colours_and_progress(bench):
+    output = ("bringing up nodes...\n"
+              "........................................ [ 17%]\n"
+              "......F....                              [100%]\n"
+              "\x1b[91mNotebook cell execution failed\x1b[0m\n"
+              "1 failed, 418 passed in 33.51s\n")
+    assert bench.plain_tail(output) == ("Notebook cell execution failed\n"
+                                        "1 failed, 418 passed in 33.51s")
+    assert bench.plain_tail("ab" * 25, size=10) == "ab" * 5
+
+
 def test_toggle_cases_cover_every_choice_from_another_state(bench):
     mechanism = Mechanism(name="fake", title="fake", step=lambda ctx: None, options=(
         Option("a", {"x": "X", "y": "Y", "z": "Z"}, "y"),
@@ -220,10 +316,22 @@ def fake_results(cold_p95, suite_wall, big):
                                                            "setup_seconds": 5.0}},
                       "wall": suite_wall, "exit_code": 0, "tail": "",
                       "floor": {"n": 3, "median": 4.0, "min": 3.9, "max": 4.2},
+                      "first_optimizer": {"n": 3, "median": 1.0, "min": 0.9, "max": 1.1},
                       "budget": 1.5 * 2 * 4.0 / 2, "load": [None, None, None]},
         "footprint": {"binder_state": "reused",
-                      "requirements.txt": {"total": 1000e6,
-                                           "packages": {"torch": 700e6, **big, "numpy": 70e6}}},
+                      "requirements.txt": {"closure_of": "requirements.txt",
+                                           "total": 770e6 + sum(big.values()),
+                                           "packages": {"torch": 700e6, **big, "numpy": 70e6},
+                                           "missing": []},
+                      "requirements-dev.txt": {"closure_of": "requirements-dev.txt",
+                                               "total": 945e6 + sum(big.values()),
+                                               "packages": {"torch": 700e6, **big,
+                                                            "playwright": 171e6,
+                                                            "numpy": 70e6, "pytest": 4e6},
+                                               "missing": []},
+                      ".venv": {"total": 1300e6,
+                                "packages": {"torch": 700e6, **big, "playwright": 171e6,
+                                             "numpy": 70e6, "pytest": 4e6, "pip": 10e6}}},
     }
 
 
@@ -236,6 +344,26 @@ def test_report_says_budgets_hold(bench):
     # budget: 1.5 x 2 notebooks x 4.0 s floor / 2 cores = 6.0 s
     assert "| Strict nbval, whole suite | <= 1.5 x 2 x floor / 2 = 6.0 s | 5.0 s | holds |" in text
     assert "make bench" in text and "BENCH_QUICK=1" in text
+    assert "at start: (0.50, 0.50, 0.50); at end: (0.60, 0.50, 0.50)." in text
+
+
+def test_report_budgets_requirements_closure_and_lists_test_tools_apart(bench):
+    results = fake_results(0.030, 5.0, {"jupyterlab-rise": 59e6})
+    text, budgets = bench.render_report(results, quick=False)
+    footprint = [b for b in budgets if b[0].startswith("Footprint")]
+    assert footprint == [("Footprint requirements.txt: nothing but torch/Jupyter > 100 MB",
+                          "none", "none", True)]      # playwright is a dev extra only
+    # torch 700 + jupyterlab-rise 59 + numpy 70 = 829 MB
+    assert "### `requirements.txt`: 829.0 MB, 3 packages" in text
+    assert "| **all 3 packages** | **829.0** | 100% |" in text
+    # dev extras: playwright 171 + pytest 4 = 175 MB, not in requirements.txt's closure
+    assert ("### `requirements-dev.txt`: 1,004.0 MB, 5 packages; the test tools add "
+            "175.0 MB") in text
+    assert "does not apply here (over 100 MB: playwright)." in text
+    assert "| playwright | 171.0 | 98% |" in text and "| pytest | 4.0 | 2% |" in text
+    assert "| **2 packages added** | **175.0** | 100% |" in text
+    assert ("The whole `.venv` is 1,300.0 MB on disk (6 distributions): besides these, "
+            "Python's own files and caches, and pip (in neither file's closure).") in text
 
 
 def test_report_says_plainly_which_budget_fails_and_why(bench):
@@ -253,4 +381,6 @@ def test_report_says_plainly_which_budget_fails_and_why(bench):
     assert "setup cells alone" in text and "took 8.0 of the 12.0 s, 1.0 x the floor" in text
     assert "| 01_zero_grad.ipynb | 8.0 | 2.0 | 5.0 | 9 | 0 |" in text
     assert "playwright: a test-only tool" in text
+    # floor 4.0 s + first optimizer 1.0 s, for 2 notebooks on 2 cores
+    assert "2 x (4.00 + 1.00) s / 2 cores = 5.0 s" in text
     assert "BENCH_QUICK=1: fewer repeats" in text

@@ -9,7 +9,7 @@ notebook is copied alone into an empty folder outside the repository and execute
 A missing dependency in pyproject.toml, a helper reading a file of the repository, or a notebook
 opening a path relative to the repository fails here.
 
-The venv is cached in build/colab-venv (git-ignored), keyed by requirements.txt, pyproject.toml
+The venv is cached in build/colab-venv (git-ignored), keyed by requirements*.txt, pyproject.toml
 and the Python version; the package is reinstalled whenever helpers/ changes.
 """
 
@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 VENV = ROOT / "build" / "colab-venv"
-# What a Colab runtime already has; versions come from requirements.txt (used as constraints).
+# What a Colab runtime already has; versions come from requirements*.txt (as constraints).
 COLAB_BASE = ["torch", "numpy", "matplotlib", "ipywidgets", "ipykernel", "nbclient", "nbformat"]
 PACKAGE_FILES = ["pyproject.toml", "README.md"]
 
@@ -58,8 +58,10 @@ def sh(cmd, cwd, timeout=1800):
 
 
 def constraints():
-    """requirements.txt's pins, without the editable install of this repository."""
-    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+    """The pins of requirements.txt and requirements-dev.txt (nbclient, nbformat), without the
+    editable install of this repository or the -r line."""
+    lines = [line for name in ("requirements.txt", "requirements-dev.txt")
+             for line in (ROOT / name).read_text().splitlines()
              if line.strip() and not line.strip().startswith(("#", "-"))]
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "sources"
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements.txt"  # what learners need (`make lab`)
+DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"  # + the test tools (`make test`)
 BINDER = ROOT / "binder"
 BINDER_VENV = ROOT / "build" / "binder-venv"  # git-ignored cache, reused while inputs match
 
@@ -234,8 +235,24 @@ def pins(path):
 
 def test_requirements_pin_exact_versions():
     found = pins(REQUIREMENTS)
-    assert "torch" in found and "nbval" in found
+    for needed in ("torch", "torchviz", "graphviz", "ipywidgets", "ipykernel", "jupyterlab"):
+        assert needed in found, f"requirements.txt lacks {needed}"
     assert "-e ." in REQUIREMENTS.read_text().splitlines(), "requirements.txt must install -e ."
+
+
+def test_dev_requirements_add_test_tools_on_top_of_requirements():
+    learner, dev = pins(REQUIREMENTS), pins(DEV_REQUIREMENTS)  # pins() fails on any unpinned
+    options = [line.strip() for line in DEV_REQUIREMENTS.read_text().splitlines()
+               if line.strip().startswith("-")]
+    assert options == ["-r requirements.txt"], (
+        f"requirements-dev.txt must include requirements.txt and nothing else: {options}")
+    names = {re.sub(r";.*", "", key) for key in learner}
+    both = sorted(key for key in dev if re.sub(r";.*", "", key) in names)
+    assert not both, f"pinned in both requirements.txt and requirements-dev.txt: {both}"
+    for needed in ("nbval", "pytest", "pytest-xdist", "jupytext", "nbclient", "playwright"):
+        assert needed in dev, f"requirements-dev.txt lacks {needed}"
+    for test_only in ("nbval", "pytest", "playwright"):
+        assert test_only not in learner, f"{test_only} is a test tool: requirements-dev.txt"
 
 
 def test_binder_pins_agree_with_requirements_and_use_cpu_torch():
@@ -246,6 +263,17 @@ def test_binder_pins_agree_with_requirements_and_use_cpu_torch():
             f"{name}: binder/requirements.txt pins {binder[name]}, requirements.txt {local[name]}")
     for needed in ("torch", "torchviz", "graphviz", "ipywidgets", "ipykernel", "jupyterlab"):
         assert needed in binder, f"binder/requirements.txt lacks {needed}"
+    # Binder is a learner's environment: requirements.txt's packages for its Python (runtime.txt),
+    # and none of requirements-dev.txt's test tools.
+    from packaging.markers import Marker
+
+    python = (BINDER / "runtime.txt").read_text().strip().removeprefix("python-")
+    for key in sorted(local):
+        marker = key.partition(";")[2]
+        if not marker or Marker(marker).evaluate({"python_version": python}):
+            assert key in binder, f"binder/requirements.txt lacks {key} (in requirements.txt)"
+    test_tools = sorted(set(pins(DEV_REQUIREMENTS)) & set(binder))
+    assert not test_tools, f"binder/requirements.txt installs test tools: {test_tools}"
     lines = [line.strip() for line in (BINDER / "requirements.txt").read_text().splitlines()]
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
     assert "." in lines, "binder/requirements.txt must install this repo's helpers package"

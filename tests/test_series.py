@@ -45,6 +45,10 @@ def test_badges_open_this_notebook(source):
 def test_setup_cell_is_the_same_everywhere(source):
     setup = first_code_cell(SOURCES[0])
     assert 'if "google.colab" in sys.modules' in setup and "gradient-flow-lab @ git+" in setup
+    # Colab installs the helpers at the tag of this package version (pinned, not a branch).
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(),
+                        re.MULTILINE).group(1)
+    assert f'gradient-flow-lab@v{version}"' in setup and "torchviz==0.0.3" in setup
     assert first_code_cell(source) == setup
 
 

@@ -10,8 +10,10 @@ Four measurements, each against the budget of issue 7:
 2. Notebook execution: the strict nbval run over notebooks/*.ipynb (as `make test` runs it:
    ``-n 2 --dist loadfile``), each notebook's time from its junit report, beside the floor: a
    one-cell notebook that only imports torch, torchviz, ipywidgets and helpers, run the same way.
-3. Install footprint: the size of .venv (requirements.txt) and of build/binder-venv
-   (binder/requirements.txt, built as tests/test_pipeline.py builds it), per distribution.
+3. Install footprint, per distribution: what requirements.txt installs (the dependency closure
+   of its packages, walked through the installed metadata in .venv, sized as installed there),
+   what requirements-dev.txt adds (the test tools), the whole .venv, and build/binder-venv
+   (binder/requirements.txt, built as tests/test_pipeline.py builds it).
 4. The teaching measurements notebooks 04, 05 and 10 print, from the helpers they call, as the
    median of several runs with min and max.
 
@@ -19,6 +21,8 @@ Timings go only into BENCHMARKS.md: no test passes or fails on a time.
 Environment: BENCH_QUICK=1 (fewer repeats), BENCH_OUT=path (default BENCHMARKS.md),
 BENCH_SKIP=toggles,notebooks,footprint,teaching (comma-separated sections to leave out),
 BENCH_BUILD_BINDER=0 (do not build build/binder-venv when it is missing).
+`python tools/bench.py --render build/bench/results.json` rewrites BENCHMARKS.md from the raw
+results of the last run, without measuring again.
 """
 
 import csv
@@ -118,6 +122,12 @@ def with_range(stats, fmt):
     return f"{fmt(stats['median'])} ({fmt(stats['min'])}–{fmt(stats['max'])})"
 
 
+def loads(*averages):
+    """Load averages as "(1.37, 2.51, 3.43)", several joined by " / "."""
+    return " / ".join("n/a" if a is None else "(" + ", ".join(f"{x:.2f}" for x in a) + ")"
+                      for a in averages)
+
+
 def verdict(ok):
     return "holds" if ok else "**does not hold**"
 
@@ -200,6 +210,108 @@ def footprint(venv):
     sizes = distribution_sizes(site_packages_of(venv))
     return {"total": tree_size(venv),
             "packages": dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def requirement_lines(path):
+    """The requirement strings a pip requirements file installs, ``-r`` includes followed.
+
+    ``-e .`` and ``.`` stand for the project beside the file (its name from pyproject.toml);
+    other options (``--extra-index-url`` ...) are skipped; ``  # comments`` are dropped.
+    """
+    path = Path(path)
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("-r ", "--requirement ")):
+            lines += requirement_lines(path.parent / line.split(None, 1)[1])
+        elif line in (".", "-e .", "--editable ."):
+            lines.append(project_name(path.parent))
+        elif not line.startswith("-"):
+            lines.append(line)
+    return lines
+
+
+def project_name(folder):
+    """``[project] name`` of ``folder/pyproject.toml``."""
+    import re
+
+    text = (Path(folder) / "pyproject.toml").read_text()
+    section = text.split("[project]", 1)[1].split("\n[", 1)[0]
+    return re.search(r'(?m)^name\s*=\s*"([^"]+)"', section).group(1)
+
+
+def requirement_roots(path, environment=None):
+    """(name, extras) of each package a requirements file installs, its markers applied."""
+    from packaging.requirements import Requirement
+
+    roots = []
+    for line in requirement_lines(path):
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({**(environment or {}), "extra": ""}):
+            roots.append((canonical(req.name), tuple(sorted(canonical(e) for e in req.extras))))
+    return roots
+
+
+def installed_requires(site_packages):
+    """name -> the Requires-Dist strings of each distribution installed in ``site_packages``."""
+    from importlib.metadata import distributions
+
+    return {canonical(d.metadata["Name"]): list(d.requires or [])
+            for d in distributions(path=[str(site_packages)])}
+
+
+def dependency_closure(roots, requires, environment=None):
+    """The distributions that installing ``roots`` brings in, and the ones it needs but lacks.
+
+    ``roots``: (name, extras) pairs; ``requires``: name -> Requires-Dist strings (as
+    ``installed_requires`` returns). A dependency counts when its marker holds in
+    ``environment`` (default: this Python) for the distribution itself or for one of the extras
+    asked of it; extras nobody asks for (``extra == 'test'``) are ignored.
+    """
+    from packaging.requirements import Requirement
+
+    found, missing, seen = set(), set(), set()
+    todo = [(name, "") for name, _ in roots] + [(name, e) for name, extras in roots
+                                                 for e in extras]
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        if name not in requires:
+            missing.add(name)
+            continue
+        found.add(name)
+        for text in requires[name]:
+            req = Requirement(text)
+            if req.marker is None:
+                wanted = extra == ""  # an unconditional dependency: taken with the base
+            else:
+                wanted = req.marker.evaluate({**(environment or {}), "extra": extra})
+            if wanted:
+                dep = canonical(req.name)
+                todo.append((dep, ""))
+                todo += [(dep, canonical(e)) for e in req.extras]
+    return found, missing
+
+
+def closure_footprint(venv, requirements, environment=None):
+    """Bytes per distribution of what ``requirements`` installs, as installed in ``venv``.
+
+    The dependency closure of the file's packages (``dependency_closure`` over the metadata in
+    the venv's site-packages), each sized as ``distribution_sizes`` sizes it there; ``total`` is
+    their sum (no pip, no Python files or caches). ``missing``: needed but not installed.
+    """
+    site_packages = site_packages_of(venv)
+    sizes = distribution_sizes(site_packages)
+    names, missing = dependency_closure(requirement_roots(requirements, environment),
+                                        installed_requires(site_packages), environment)
+    packages = {name: sizes.get(name, 0) for name in names}
+    return {"closure_of": Path(requirements).name, "total": sum(packages.values()),
+            "packages": dict(sorted(packages.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "missing": sorted(missing)}
 
 
 def oversized(packages, limit_mb=BUDGET_PACKAGE_MB, allowed=BIG_ALLOWED):
@@ -366,8 +478,9 @@ def cold_breakdown(repeats):
     import helpers
     from helpers import graph
     from helpers.explorer import BASELINE
-    from helpers.registry import MECHANISMS, cached_outcome
+    from helpers.registry import MECHANISMS, cached_outcome, get_mechanism
 
+    get_mechanism(BASELINE)  # imports every mechanism module
     stages = {"steps": [], "torchviz + diagram": [], "dot": [], "table": [], "total": []}
     for name in sorted(MECHANISMS):
         mechanism = MECHANISMS[name]
@@ -379,7 +492,8 @@ def cold_breakdown(repeats):
                 outcome = cached_outcome(name, items)
                 baseline = cached_outcome(BASELINE, ())
                 t1 = time.perf_counter()
-                view = graph.draw(outcome, beside=None if outcome is baseline else baseline)
+                plain = name == BASELINE and dict(items) == MECHANISMS[BASELINE].defaults
+                view = graph.draw(outcome, beside=None if plain else baseline)  # as render()
                 t2 = time.perf_counter()
                 view.html()
                 t3 = time.perf_counter()
@@ -425,7 +539,19 @@ def pytest_nbval(paths, junit, workers):
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
-    return time.perf_counter() - start, result.returncode, (result.stdout + result.stderr)[-2000:]
+    return (time.perf_counter() - start, result.returncode,
+            plain_tail(result.stdout + result.stderr))
+
+
+def plain_tail(output, size=2000):
+    """The end of pytest's output without colour codes and progress-dot lines."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    lines = [line for line in text.splitlines()
+             if not re.fullmatch(r"[.sxFE]+\s*(\[\s*\d+%\])?", line.strip())
+             and not line.startswith("bringing up nodes")]
+    return "\n".join(lines)[-size:]
 
 
 def floor_notebook():
@@ -529,7 +655,10 @@ def ensure_binder_venv():
 
 
 def footprint_section(build_binder):
-    result = {"requirements.txt": footprint(VENV)}
+    # The closures are walked with this Python's markers: run as `make bench` does, with .venv's.
+    result = {"requirements.txt": closure_footprint(VENV, ROOT / "requirements.txt"),
+              "requirements-dev.txt": closure_footprint(VENV, ROOT / "requirements-dev.txt"),
+              ".venv": footprint(VENV)}
     binder_state = "reused"
     if not (BINDER_VENV / "bin" / "python").exists():
         binder_state = "built"
@@ -645,8 +774,8 @@ def summarise_mode_costs(runs):
 # Why a large package is there, for the notes on a footprint budget that does not hold.
 WHY_BIG = {
     "playwright": "a test-only tool (tests/test_browser.py drives Chromium with it); its wheel "
-                  "bundles a Node.js runtime for the Playwright driver. It is not in "
-                  "binder/requirements.txt: learners never install it",
+                  "bundles a Node.js runtime for the Playwright driver. It belongs in "
+                  "requirements-dev.txt only: learners never need it",
 }
 
 
@@ -705,9 +834,15 @@ def explain(results, budgets):
                         if optimizer else "")
                      + (f" The notebooks' setup cells alone (kernel start and the same "
                         f"imports as the floor) took {sum(setups):.1f} of the {total:.1f} s, "
-                        f"{statistics.mean(setups) / floor:.1f} x the floor each on average: "
-                        "in the suite two kernels start at once on 2 cores, while the floor "
-                        "is measured alone." if setups else "")
+                        f"{statistics.mean(setups) / floor:.1f} x the floor each on average"
+                        + (": in the suite two kernels start at once on 2 cores, while the "
+                           "floor is measured alone." if statistics.mean(setups) > 1.1 * floor
+                           else ".") if setups else "")
+                     + (f" Even a notebook that only imports and trains once costs the floor "
+                        f"plus that optimizer: {len(n['notebooks'])} x ({floor:.2f} + "
+                        f"{optimizer:.2f}) s / {CORES_IN_BUDGET} cores = "
+                        f"{len(n['notebooks']) * (floor + optimizer) / CORES_IN_BUDGET:.1f} s, "
+                        "before pytest starts its workers." if optimizer else "")
                      + " The slowest cells are listed under Notebook execution." + load_note)
     for name, _, got, ok in budgets:
         if name.startswith("Footprint") and not ok:
@@ -738,9 +873,9 @@ def render_report(results, quick):
            f"torch uses {m['torch_threads']} threads; memory {m.get('memory_gb', '?')} GB",
            f"- {m['platform']}; Python {m['python']}; torch {m['torch']}; "
            f"{m.get('graphviz', 'Graphviz dot: not found')}",
-           f"- Load average (1, 5, 15 min) at start: {m['load_start']}; at end: "
-           f"{m['load_end']}. The budgets assume {CORES_IN_BUDGET} cores to ourselves; a load "
-           f"above {m['cores']} means other programs were competing for them.", ""]
+           f"- Load average (1, 5, 15 min) at start: {loads(m['load_start'])}; at end: "
+           f"{loads(m['load_end'])}. The budgets assume {CORES_IN_BUDGET} cores to ourselves; "
+           f"a load above {m['cores']} means other programs were competing for them.", ""]
     head, out = out, []
     budgets = []
 
@@ -780,7 +915,7 @@ def render_report(results, quick):
                                [[stage, s["n"], ms(s["p50"]), ms(s["p95"]),
                                  f"{ms(s['min'])}–{ms(s['max'])}"]
                                 for stage, s in t["breakdown"].items()]), "",
-                f"Load average before/after: {t['load'][0]} / {t['load'][1]}.", ""]
+                f"Load average before/after: {loads(*t['load'])}.", ""]
 
     if "notebooks" in results:
         n = results["notebooks"]
@@ -822,8 +957,7 @@ def render_report(results, quick):
                 f"{n['wall']:.1f} s, exit code {n['exit_code']}.",
                 f"- Budget: {BUDGET_SUITE_FACTOR:g} x {count} notebooks x {f['median']:.2f} s / "
                 f"{CORES_IN_BUDGET} cores = {n['budget']:.1f} s: {verdict(suite_ok)}.",
-                f"- Load average before / during / after: {n['load'][0]} / {n['load'][1]} / "
-                f"{n['load'][2]}.", ""]
+                f"- Load average before / during / after: {loads(*n['load'])}.", ""]
         if n.get("slowest"):
             out += ["The slowest cells (Cell N counts code cells; Cell 0 is the setup cell, "
                     "which includes starting the kernel):", "",
@@ -838,31 +972,72 @@ def render_report(results, quick):
     if "footprint" in results:
         fp = results["footprint"]
         envs = [k for k in ("requirements.txt", "binder/requirements.txt") if k in fp]
+        closure = "closure_of" in fp.get("requirements.txt", {})  # older results: whole .venv
         out += ["## 3. Install footprint", "",
                 "Bytes on disk (MB = 10^6 bytes). Per package: the files its `.dist-info/RECORD` "
                 "lists (including scripts and `share/jupyter` data files); the rest of a venv "
-                "is Python's own files and caches. `requirements.txt` = `.venv` (what "
-                "`make lab` / `make test` install, test tools included); "
-                "`binder/requirements.txt` = `build/binder-venv`, built as "
+                "is Python's own files and caches. "
+                + ("`requirements.txt` = what `make lab` installs: the dependency closure of "
+                   "the packages requirements.txt names (each installed distribution's "
+                   "`Requires-Dist` followed, environment markers applied, extras only where "
+                   "asked for), sized as installed in `.venv`; its total is the sum of those "
+                   "packages (no pip, no Python files). `requirements-dev.txt` = what "
+                   "`make test` installs on top (the test tools), measured the same way, "
+                   "beside the whole `.venv`. " if closure else
+                   "`requirements.txt` = `.venv` (what `make lab` / `make test` install, test "
+                   "tools included); ")
+                + "`binder/requirements.txt` = `build/binder-venv`, built as "
                 "tests/test_pipeline.py builds it (the CPU torch wheel; the PyTorch index lines "
                 f"dropped because this machine reaches only PyPI; {fp['binder_state']}"
                 + (f", {fp['binder_seconds']:.0f} s" if "binder_seconds" in fp else "")
                 + ").", ""]
+
+        def size_table(packages, total, total_label):
+            top = list(packages.items())[:10]
+            rest = sum(packages.values()) - sum(size for _, size in top)
+            rows = [[name, mb(size), f"{100 * size / total:.0f}%"] for name, size in top]
+            if len(packages) > len(top):
+                rows.append([f"{len(packages) - len(top)} other packages", mb(rest),
+                             f"{100 * rest / total:.0f}%"])
+            rows.append([f"**{total_label}**", f"**{mb(total)}**", "100%"])
+            return markdown_table(["package", "MB", "share"], rows)
+
         for env in envs:
             packages = fp[env]["packages"]
             big = oversized(packages)
             budgets.append((f"Footprint {env}: nothing but torch/Jupyter > "
                             f"{BUDGET_PACKAGE_MB:g} MB", "none", ", ".join(big) or "none",
                             not big))
-            top = list(packages.items())[:10]
-            rest = sum(packages.values()) - sum(size for _, size in top)
-            rows = [[name, mb(size), f"{100 * size / fp[env]['total']:.0f}%"]
-                    for name, size in top]
-            rows.append([f"{len(packages) - len(top)} other packages", mb(rest),
-                         f"{100 * rest / fp[env]['total']:.0f}%"])
-            rows.append(["**whole venv**", f"**{mb(fp[env]['total'])}**", "100%"])
+            is_closure = "closure_of" in fp[env]
+            label = f"all {len(packages)} packages" if is_closure else "whole venv"
             out += [f"### `{env}`: {mb(fp[env]['total'])} MB, {len(packages)} packages", "",
-                    markdown_table(["package", "MB", "share"], rows), ""]
+                    size_table(packages, fp[env]["total"], label), ""]
+            if fp[env].get("missing"):
+                out += ["Needed but not installed in `.venv`: "
+                        + ", ".join(fp[env]["missing"]) + ".", ""]
+            if env == "requirements.txt" and "requirements-dev.txt" in fp:
+                dev, venv = fp["requirements-dev.txt"], fp[".venv"]
+                extras = {name: size for name, size in dev["packages"].items()
+                          if name not in packages}
+                stray = sorted(set(venv["packages"]) - set(dev["packages"]))
+                big_extras = [name for name in extras if extras[name] > BUDGET_PACKAGE_MB * 1e6]
+                out += [f"### `requirements-dev.txt`: {mb(dev['total'])} MB, "
+                        f"{len(dev['packages'])} packages; the test tools add "
+                        f"{mb(sum(extras.values()))} MB", "",
+                        "What `make test` installs beyond requirements.txt's closure. The "
+                        f"budget is for what learners install, so it does not apply here"
+                        + (f" (over {BUDGET_PACKAGE_MB:g} MB: " + ", ".join(big_extras) + ")"
+                           if big_extras else "") + ".", "",
+                        size_table(extras, sum(extras.values()),
+                                   f"{len(extras)} packages added"), ""]
+                if dev.get("missing"):
+                    out += ["Needed but not installed in `.venv`: "
+                            + ", ".join(dev["missing"]) + ".", ""]
+                out += [f"The whole `.venv` is {mb(venv['total'])} MB on disk "
+                        f"({len(venv['packages'])} distributions): besides these, Python's "
+                        "own files and caches"
+                        + (", and " + ", ".join(stray) + " (in neither file's closure)"
+                           if stray else "") + ".", ""]
         if "torch" in fp.get("requirements.txt", {}).get("packages", {}):
             out += ["Both venvs hold the CPU build of torch (this machine's wheel folder has "
                     "`torch 2.13.0+cpu`). On Linux, `pip install torch==2.13.0` from PyPI "
@@ -915,7 +1090,7 @@ def render_report(results, quick):
         if not all(v["deterministic"] for s in te["costs_10"].values()
                    for v in s["modes"].values()):
             out += ["**Peak or saved bytes differed between runs** (they should not).", ""]
-        out += [f"Load average before/after: {te['load'][0]} / {te['load'][1]}.", ""]
+        out += [f"Load average before/after: {loads(*te['load'])}.", ""]
 
     summary = []
     if budgets:
@@ -931,13 +1106,19 @@ def render_report(results, quick):
 
 
 def main():
+    if sys.argv[1:2] == ["--render"]:  # rewrite the report from a saved results.json
+        results = json.loads(Path(sys.argv[2]).read_text())
+        report, _ = render_report(results, results.get("quick", False))
+        Path(os.environ.get("BENCH_OUT", ROOT / "BENCHMARKS.md")).write_text(report)
+        print(report)
+        return 0
     quick = os.environ.get("BENCH_QUICK", "").strip() not in ("", "0")
     skip = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
     build_binder = os.environ.get("BENCH_BUILD_BINDER", "1").strip() != "0"
     out_path = Path(os.environ.get("BENCH_OUT", ROOT / "BENCHMARKS.md"))
     WORK.mkdir(parents=True, exist_ok=True)
 
-    results = {"machine": machine()}
+    results = {"machine": machine(), "quick": quick}
     results["machine"]["load_start"] = load_average()
     print(f"bench: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
           f"load {results['machine']['load_start']}{', quick' if quick else ''}", flush=True)
