@@ -12,7 +12,8 @@ EXPLANATIONS = [
      "Inference tensors cannot be saved for backward; clone() it outside the mode first."),
     ("modified by an inplace operation",
      "A tensor that backward() needs was changed in place after it was saved (its version "
-     "counter moved). detach() shares that counter; use detach().clone() for a real copy."),
+     "counter moved). Edit a copy instead; note that detach() and .view() share the counter, "
+     "so use detach().clone() for a real copy."),
     ("a leaf Variable that requires grad is being used in an in-place operation",
      "A parameter that requires grad was updated in place while autograd was recording. "
      "Wrap manual updates in torch.no_grad()."),

@@ -128,9 +128,9 @@ def time_ratios(net, x, times=1, repeats=3, rounds=9):
 
 # --- exercises -------------------------------------------------------------------------------
 
-@exercise("05.1", why="Only ops run inside the mode make inference tensors: a clone made "
-                      "outside is a normal tensor, a clone made inside is another inference "
-                      "tensor.")
+@exercise("05.1", why="A clone is new memory: made outside the mode it is a normal "
+                      "tensor, made inside it is another inference tensor. (A view, such as "
+                      "detach() or slicing, stays an inference tensor wherever it is made.)")
 def _clone_outside_inside():
     with torch.inference_mode():
         t = torch.ones(3)

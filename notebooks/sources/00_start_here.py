@@ -180,7 +180,7 @@ assert all(p.grad == "values" and not p.changed for p in no_step.params.values()
 # %%
 with_input = helpers.run("control", input_grad="yes")
 for name in helpers.PARAM_NAMES:
-    assert with_input.params[name].grad_norm == control.params[name].grad_norm
+    assert torch.equal(with_input.tensors[name].grad, control.tensors[name].grad)
 assert "leaf tensor (8, 4)" in repr(helpers.draw(with_input))
 assert "leaf tensor" not in repr(helpers.draw(control))
 helpers.draw(with_input, beside=control)
@@ -206,6 +206,8 @@ try:
 except ValueError as error:
     print("ValueError:", error)
     assert "valid mechanisms" in str(error)
+else:
+    raise AssertionError("expected a ValueError")
 
 # %%
 try:
@@ -213,6 +215,8 @@ try:
 except ValueError as error:
     print("ValueError:", error)
     assert "'yes', 'no'" in str(error)
+else:
+    raise AssertionError("expected a ValueError")
 
 # %% [markdown]
 # ## Where it is used
@@ -236,7 +240,7 @@ for _ in range(20):
     loss.backward()
     optimizer.step()
     losses.append(loss.item())
-print(f"loss after 1 step: {losses[0]:.4f}, after 20 steps: {losses[-1]:.4f}")
+print(f"loss at step 1: {losses[0]:.4f}, at step 20: {losses[-1]:.4f}")
 assert losses[-1] < losses[0]
 
 # %% [markdown]

@@ -354,6 +354,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "Trying to backward through the graph a second time" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: each backward gets its own forward pass (that is what every "pass" in the explorer is).
@@ -378,6 +380,8 @@ try:
 except AttributeError as e:
     print(type(e).__name__ + ":", e)
     assert "'NoneType' object has no attribute 'norm'" in str(e)
+else:
+    raise AssertionError("expected an AttributeError")
 
 # %% [markdown]
 # Fix: skip `None` grads, as PyTorch's optimizers do (claim 6), or clear with
@@ -395,7 +399,8 @@ assert all(v is None for v in norms.values())
 # trainable parameters are not in that optimizer (several optimizers, a layer added later).
 #
 # **Deliberate accumulation**: when a batch does not fit in memory, run k small batches, each loss
-# divided by k, and step once. The accumulated gradient is the gradient of the big batch.
+# divided by k, and step once. With equal-sized micro-batches and a mean loss, the accumulated
+# gradient is the gradient of the big batch.
 
 # %%
 net = helpers.toy_net()
@@ -418,8 +423,8 @@ for a, p in zip(accumulated, whole.parameters()):
 print("accumulated over 4 micro-batches == gradient of the whole batch (to float precision)")
 
 # %% [markdown]
-# Without the `/ k` the accumulated gradient is k times too large, as if the learning rate
-# were k times larger.
+# Without the `/ k` the accumulated gradient is k times too large; with plain SGD that is the
+# same as a k times larger learning rate.
 
 # %%
 unscaled = helpers.toy_net()

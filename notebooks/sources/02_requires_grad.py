@@ -416,6 +416,7 @@ def train_then_freeze_l1(set_to_none, only_trainable):
     helpers.toy_loss(net(x), y).backward()
     optimizer.step()
     net.l1.requires_grad_(False)                # freeze l1 from now on
+    assert net.l1.weight.grad is not None       # freezing kept the old gradient
     if only_trainable:                          # a fresh optimizer with what still trains
         optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
                                     lr=0.1, momentum=0.9)
@@ -465,6 +466,8 @@ stats_before = backbone[1].running_mean.clone()
 backbone(x)
 print(f"running_mean changed: {not torch.equal(backbone[1].running_mean, stats_before)}")
 assert torch.equal(backbone[1].running_mean, stats_before)
+backbone.train()                                # model.train() reaches every submodule,
+assert backbone[1].training                     # so BatchNorm is back in training mode
 
 # %% [markdown]
 # ### Freezing an intermediate result

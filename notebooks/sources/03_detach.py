@@ -110,7 +110,7 @@ assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
 # graph, beside the plain step's graph. With a live kernel, click and watch.
 #
 # There is no "after the ReLU" choice: cutting just after the ReLU gives exactly the same
-# gradients and the same graph as cutting just before it (shown below).
+# gradients as cutting just before it (shown below).
 
 # %%
 helpers.explore("detach")
@@ -246,7 +246,8 @@ helpers.draw(cut_l2, beside=control)
 # copies nothing (shown above). The real difference is *when* you stop autograd. Detaching the
 # output *after* the forward pass comes too late: autograd already recorded the graph and kept
 # tensors saved for backward. Under `torch.no_grad()` it saves nothing. We count the bytes
-# autograd saved for backward during each forward pass.
+# autograd saved for backward during each forward pass, not counting the weights (they exist
+# anyway).
 
 # %%
 from helpers.costs import saved_tensor_bytes
@@ -263,8 +264,8 @@ def forward_under_no_grad():
         return net(x)
 
 
-detached_bytes = saved_tensor_bytes(forward_then_detach)
-no_grad_bytes = saved_tensor_bytes(forward_under_no_grad)
+detached_bytes = saved_tensor_bytes(forward_then_detach, exclude=net)
+no_grad_bytes = saved_tensor_bytes(forward_under_no_grad, exclude=net)
 print("saved for backward, forward then detach():", detached_bytes, "bytes")
 print("saved for backward, forward under no_grad():", no_grad_bytes, "bytes")
 assert detached_bytes > 0 and no_grad_bytes == 0
@@ -272,8 +273,7 @@ assert net(x).grad_fn is not None    # the forward pass recorded a graph before 
 assert torch.equal(forward_then_detach(), forward_under_no_grad())
 
 # %% [markdown]
-# The saving grows with the batch and the depth of the network. Notebook 04 is about
-# `torch.no_grad()`.
+# Notebook 04 is about `torch.no_grad()`; it measures this saving on a larger network too.
 #
 # **`.detach().numpy()` shares memory too.** The NumPy array is a view of the tensor's memory.
 
@@ -307,6 +307,8 @@ except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "modified by an inplace operation" in str(e)
     assert "is at version 1; expected version 0" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # **Fix:** take a real copy with `detach().clone()` (or write `logged = logged - logged.mean()`,
@@ -358,6 +360,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "Can't call numpy() on Tensor that requires grad" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # **Fix:** `w.detach().numpy()`, as the message says. Remember that it shares memory with `w`;
@@ -417,6 +421,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0][:60], "...")
     assert "Trying to backward through the graph a second time" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Without the cut, the second chunk's graph reaches back into the first chunk, whose saved

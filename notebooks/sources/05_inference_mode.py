@@ -14,8 +14,8 @@
 # # 05 · torch.inference_mode
 #
 # `torch.inference_mode()` is `torch.no_grad()` with one more rule: the tensors made inside are
-# *inference tensors*, which autograd will never accept later. Use it for code that only
-# predicts.
+# *inference tensors*, which autograd can never save for backward later. Use it for code that
+# only predicts.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/05_inference_mode.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/05_inference_mode.ipynb)
@@ -127,6 +127,7 @@ optimizer.step()
 print({name: None if p.grad is None else "values" for name, p in net.named_parameters()})
 
 # %%
+assert not h.is_inference()          # the clone is a normal tensor
 assert net.l1.weight.grad is None and net.l1.bias.grad is None
 assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
 
@@ -192,6 +193,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "do not track version counter" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 print("inference slice is a view:", view._is_view(), "| is_inference:", view.is_inference())
 
 # %%
@@ -225,11 +228,14 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).split(".")[0])
     assert "Inference tensors cannot be saved for backward" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
-# Only ops run *inside* the mode make inference tensors. Had the ReLU run after the block, its
-# output would be a normal tensor (an op outside the mode makes a normal tensor, whatever its
-# input) and L2 would have accepted it. That is also why `.clone()` is the fix, below.
+# Had the ReLU run after the block, its output would be a normal tensor (an op run outside the
+# mode makes a new normal tensor, even from an inference input) and L2 would have accepted it.
+# That is also why `.clone()` is the fix, below. Views are the exception: a view of an inference
+# tensor (a slice, `.detach()`) is an inference tensor wherever it is made.
 
 # %%
 with torch.inference_mode():
@@ -239,6 +245,7 @@ print("L1 output is_inference:", h.is_inference(), "| ReLU output is_inference:"
       h_relu.is_inference())
 assert h.is_inference() and not h_relu.is_inference()
 assert net.l2(h_relu).grad_fn is not None      # recorded without complaint
+assert h[:2].is_inference() and h.detach().is_inference()   # views made outside the mode
 
 # %%
 helpers.draw(refused, beside=control)
@@ -263,11 +270,13 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).split(".")[0])
     assert "Inference tensors cannot be saved for backward" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
-# **`.clone()` outside the mode gives a normal tensor; inside, another inference tensor.** The
-# clone is made by an op, and ops made outside the mode make normal tensors. With the clone, L2
-# trains and L1, which ran in inference mode, gets no gradient.
+# **`.clone()` outside the mode gives a normal tensor; inside, another inference tensor.** A
+# clone is new memory, and new tensors made outside the mode are normal tensors. With the clone,
+# L2 trains and L1, which ran in inference mode, gets no gradient.
 
 # %%
 with torch.inference_mode():
@@ -377,7 +386,10 @@ for by_mode in memory.values():
 # In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 1024 floats each).
 activation = 64 * 1024 * 4
 assert memory["larger MLP"]["grad mode"]["saved"] == 5 * activation
-assert memory["larger MLP"]["grad mode"]["peak"] > memory["larger MLP"]["no_grad"]["peak"]
+assert memory["larger MLP"]["grad mode"]["peak"] == 5 * activation   # 4 kept + 1 being made
+assert memory["larger MLP"]["no_grad"]["peak"] == 2 * activation     # a layer's input + output
+toy_peaks = {m["peak"] for m in memory["toy net"].values()}
+assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in every mode
 
 # %% [markdown]
 # In grad mode the MLP's peak holds the four ReLU outputs kept for backward plus the layer
@@ -411,7 +423,7 @@ for mode in toy_ratios:
 
 # %% [markdown]
 # So choose `inference_mode` for the rules it enforces as much as for speed: it guarantees that
-# nothing made there ends up in a graph. If the results may ever feed training (cached
+# nothing made there is saved for backward or edited in place later. If the results may ever feed training (cached
 # features, targets, a teacher's outputs), `no_grad()` gives the same memory saving without the
 # restrictions.
 
@@ -431,6 +443,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).split(".")[0])
     assert "Inference tensors cannot be saved for backward" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: clone the cached features once, outside the mode, or compute them under `no_grad()` in
@@ -461,6 +475,7 @@ with torch.inference_mode():
     features = torch.relu(helpers.toy_net().l1(x))
 print("detach() of an inference tensor is_inference:", features.detach().is_inference())
 assert features.detach().is_inference()
+assert features.detach().data_ptr() == features.data_ptr()   # same memory
 
 # %% [markdown]
 # ### Editing a result in place after the block
@@ -482,6 +497,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).split(".")[0])
     assert "Inplace update to inference tensor outside InferenceMode" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 print("changed anyway:", total_loss.item() != before)
 assert total_loss.item() == before / 4
 
@@ -525,6 +542,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).split(".")[0])
     assert "does not require grad and does not have a grad_fn" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: use `torch.inference_mode(False)` in the helper (it nests, see above), or call the helper
@@ -595,8 +614,9 @@ helpers.check("05.1", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(False, True)`. Whether a new tensor is an inference tensor depends on where the op that
-# made it runs: outside the mode, a normal tensor; inside, an inference tensor.
+# `(False, True)`. A clone is new memory, so it depends on where `clone()` runs: outside the
+# mode, a normal tensor; inside, an inference tensor. (A view is different: a view of an
+# inference tensor is one too, wherever it is made.)
 # </details>
 #
 # **05.2** `w = torch.ones(3, requires_grad=True)`. Inside `torch.inference_mode()` you open

@@ -23,7 +23,7 @@
 # %% [markdown]
 # **What you will learn**
 # - how to give the optimizer only some parameters, or per-group learning rates;
-# - why a parameter left out of the optimizer still costs a backward pass, and why its
+# - why a parameter left out of the optimizer still gets its gradient computed, and why that
 #   gradient keeps piling up;
 # - the trap: a frozen parameter whose grad is zeros (not `None`) is still moved by momentum,
 #   Adam and weight decay;
@@ -165,7 +165,9 @@ helpers.explore("optimizer_subsets")
 # with zero grads still moves under momentum, Adam and AdamW.
 
 # %%
-helpers.truth_table("optimizer_subsets")
+table = helpers.truth_table("optimizer_subsets")
+assert len(table.rows) == 4 * 4 * 3 == 48
+table
 
 # %% [markdown]
 # ## What happened and why
@@ -620,8 +622,8 @@ helpers.check("06.3", answer)
 # ## Recap
 # - An optimizer moves only what it holds, and skips a parameter only when its `.grad` is
 #   `None`; it never reads `requires_grad`.
-# - Left out of the optimizer, a parameter still costs a backward pass and its grad piles up
-#   (`optimizer.zero_grad()` does not clear it); `requires_grad_(False)` saves the work.
+# - Left out of the optimizer, a parameter still gets its gradient computed, and the grad piles
+#   up (`optimizer.zero_grad()` does not clear it); `requires_grad_(False)` saves the work.
 # - A frozen parameter with zero grads is moved by momentum, Adam and weight decay: freeze with
 #   grads `None` (the default `zero_grad()`), or keep it out of the optimizer.
 #

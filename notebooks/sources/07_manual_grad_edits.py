@@ -111,7 +111,7 @@ loss.backward()
 before = {name: p.grad.clone() for name, p in net.named_parameters()}
 
 # --- edits: .grad is filled, no parameter has moved yet ---
-net.l1.weight.grad[:, 0] = 0       # mask: freeze what input feature 0 feeds in
+net.l1.weight.grad[:, 0] = 0       # mask: l1's weights on input feature 0 stay put
 net.l1.bias.grad = None            # drop: step() will skip l1.bias
 net.l2.weight.grad.mul_(0.5)       # scale
 net.l2.bias.grad.zero_()           # zero: a tensor of zeros, not None
@@ -144,7 +144,8 @@ after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.paramet
 print(f"norm before clipping (returned): {total:.4f}   after: {after:.4f}")
 
 # %%
-assert abs(total.item() - 1.0833) < 1e-4 and abs(after.item() - 0.25) < 1e-5
+unclipped = torch.linalg.vector_norm(torch.cat([g.flatten() for g in before.values()]))
+assert torch.allclose(total, unclipped) and abs(after.item() - 0.25) < 1e-5
 
 # %% [markdown]
 # The same edits can run *during* `backward()`, as hooks on the parameters:
@@ -191,11 +192,15 @@ helpers.explore("manual_grad_edits")
 # %% [markdown]
 # ## Truth table
 # Every edit, on `l1`, `l2` or both, done each of the three ways: 54 rows, and none raises.
-# (Edits on different layers do not interact, so `both` stands for any mix of the two.)
+# (A layer's state here depends only on the edit made to that layer, so the `l1` and `l2` rows
+# also tell you what a mix of two different edits would show.)
 # Three rows are worth finding first: `set_none` with `hook` gives `values`, not `None`.
 
 # %%
-helpers.truth_table("manual_grad_edits")
+table = helpers.truth_table("manual_grad_edits")
+assert len(table.rows) == 6 * 3 * 3 == 54
+assert not any(row[-1] for row in table.rows)  # the error column is empty
+table
 
 # %% [markdown]
 # The truth table shows only *states*. Scale, clip and mask all leave `values`; the norms tell
@@ -408,6 +413,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "a leaf Variable that requires grad is being used in an in-place operation" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: wrap the update in `torch.no_grad()`, as in the cell just above this section.
@@ -434,6 +441,8 @@ try:
 except TypeError as e:
     print(type(e).__name__ + ":", e)
     assert "NoneType" in str(e)
+else:
+    raise AssertionError("expected a TypeError")
 
 # %% [markdown]
 # Fix: skip them, as every optimizer does.
@@ -458,6 +467,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "post accumulate grad hooks should return None" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: a `def` without a `return`, like `halve_total` above.
@@ -529,6 +540,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0][:60] + " ...")
     assert "Trying to backward through the graph a second time" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: copy `p.grad.clone()` before editing (as `before` above), or, if you really need a second
@@ -553,6 +566,8 @@ try:
 except RuntimeError as e:
     print(type(e).__name__ + ":", str(e).splitlines()[0])
     assert "grad can be implicitly created only for scalar outputs" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # Fix: reduce it to a scalar yourself, or pass a `gradient` with one weight per element.
@@ -631,7 +646,7 @@ assert not torch.equal(decayed.weight[frozen_rows].detach(), kept[frozen_rows])
 
 # %% [markdown]
 # **Custom update rules.** A manual step under `no_grad` can do anything with `p.grad`. Here
-# sign-SGD, which moves each weight by a fixed amount in the direction of its gradient's sign:
+# sign-SGD, which moves each weight by a fixed step against the sign of its gradient:
 
 # %%
 net = helpers.toy_net()

@@ -61,7 +61,7 @@ _ = torch.manual_seed(0)
 # %%
 from torch import nn
 
-from helpers import compare
+from helpers import compare, costs
 
 x, y = helpers.toy_batch()
 control = helpers.run("control")
@@ -97,7 +97,7 @@ helpers.predict("playground", no_grad="l1", optimizer="l1",
 #
 # - **grad** of each parameter after the step: `None`, `zeros` or `values`;
 # - **graph built**: does the loss have a `grad_fn`, and how many backward nodes hang off it;
-# - **saved bytes**: what the step's last forward (with its loss) kept alive for backward,
+# - **saved bytes**: what the step's last forward (with its loss) saved for backward,
 #   counted with `torch.autograd.graph.saved_tensors_hooks`, the weights left out (they exist
 #   anyway);
 # - **step moves**: which parameters `optimizer.step()` changed;
@@ -170,8 +170,8 @@ compare.filtered_truth_table("playground", inference="no", edit="none")
 # **Freezing L1, `no_grad` over L1, detaching after L1: the same gradients, different costs.**
 # In all three, L1's grads stay `None` and L2 trains with exactly the gradients of the plain step.
 # But `detach` cuts the graph *after* L1 ran in grad mode: L1 already saved its input, so the
-# forward keeps as many bytes alive as the plain step. Freezing L1 (its input does not require
-# grad) and `no_grad` never record L1.
+# forward saves as many bytes for backward as the plain step. Freezing L1 (its input does not
+# require grad) and `no_grad` never record L1.
 
 # %%
 same_grads = ["requires_grad (frozen=l1)", "detach", "no_grad"]
@@ -315,7 +315,8 @@ assert helpers.run("playground", freeze="l2").grads_none() == ["l2.weight", "l2.
 # **`inference_mode` in a training forward.** L2 must save its input to compute its weight's
 # gradient, and an inference tensor cannot be saved for backward. `detach()` does not help: the
 # detached tensor is still an inference tensor. Every playground combination with
-# `inference=yes` raises one of the two errors.
+# `inference=yes` raises one of the two errors met so far: this one, or "does not require grad"
+# when nothing left in the graph requires grad.
 
 # %%
 net = helpers.toy_net()
@@ -332,7 +333,9 @@ else:
 # %%
 for combination in helpers.get_mechanism("playground").combinations():
     if combination["inference"] == "yes":
-        assert helpers.run("playground", **combination).error is not None
+        error = helpers.run("playground", **combination).error
+        assert error is not None and ("cannot be saved for backward" in error.message
+                                      or "does not require grad" in error.message)
 
 # %% [markdown]
 # Fix: for a frozen feature extractor in training, use `no_grad` (or `clone()` the inference
@@ -354,6 +357,8 @@ assert net.l2.weight.grad is not None and net.l1.weight.grad is None
 net = helpers.toy_net().eval()
 loss = helpers.toy_loss(net(x), y)
 assert loss.grad_fn is not None
+assert compare.matrix_entry("model.eval()", "saved bytes") == \
+    compare.matrix_entry("control", "saved bytes") == "288"   # as much as a training step
 with torch.no_grad():
     assert helpers.toy_loss(net(x), y).grad_fn is None
 
@@ -382,7 +387,8 @@ net = helpers.toy_net().eval()
 for mode in (torch.no_grad, torch.inference_mode):
     with mode():
         out = net(x)
-    assert out.grad_fn is None and not out.requires_grad
+        saved = costs.saved_tensor_bytes(net, x, exclude=net)
+    assert out.grad_fn is None and not out.requires_grad and saved == 0
 assert compare.matrix_entry("no_grad (no_grad_over=all)", "saved bytes") == "0"
 
 # %% [markdown]
@@ -473,7 +479,8 @@ helpers.check("08.3", answer)
 # %% [markdown]
 # ## Recap
 # - Freeze, `no_grad`, `inference_mode` and `detach` all stop gradients, at different costs:
-#   only the first three skip recording; `inference_mode` cannot feed a training graph.
+#   `no_grad` and `inference_mode` skip recording, freezing skips it only where no input
+#   requires grad, `detach` cuts after recording; inference tensors cannot be saved for backward.
 # - A parameter moves only if it has a gradient and the optimizer holds it; stacking tools
 #   can leave nothing to train, or nothing to differentiate.
 # - `model.eval()` switches Dropout and BatchNorm; gradient tools switch recording. Evaluation

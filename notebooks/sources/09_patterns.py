@@ -547,7 +547,7 @@ assert frozen.grads == skip.grads and frozen.reached != skip.reached
 #   `requires_grad = False` on the pretrained network and optimises only the new layer.
 # - **Truncated BPTT**: the word-language-model example in pytorch/examples repackages (detaches)
 #   the hidden state before every batch.
-# - **EMA**: `torch.optim.swa_utils.AveragedModel` keeps averaged weights of a model; its EMA
+# - **EMA**: `torch.optim.swa_utils.AveragedModel` keeps averaged weights of a model; its
 #   EMA update (`get_ema_multi_avg_fn`) runs under `no_grad`: its parameters require grad, yet
 #   get no history, and it gives the same weights as pattern 3.
 # - **Distillation**: the PyTorch knowledge-distillation tutorial runs the teacher under

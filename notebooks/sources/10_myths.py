@@ -440,6 +440,12 @@ print("l2 trains:", model.l2.weight.grad is not None)
 
 # %%
 assert model.l2.weight.grad is not None and model.l1.weight.grad is None
+try:
+    f.add_(1)                                # editing an inference tensor in place
+except RuntimeError as e:
+    assert "Inplace update to inference tensor outside InferenceMode" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # And inside the block, `torch.inference_mode(False)` records again (notebook 05 has the rest
@@ -480,10 +486,10 @@ for result in measured.values():
 # ratios with how much they move between runs: on a busy machine (a shared runner, Binder) the
 # noise alone can be larger than any difference between them. What is stable is the reason:
 # inference mode skips per-tensor bookkeeping (version counters, view tracking), a cost per op,
-# not per number. So it can show only where each op is tiny, as in the toy net, and it is lost
-# in the noise where the matrix products dominate, as in the larger MLP. Expect "slightly
-# faster at best", not "much faster", and choose `inference_mode` for what it guarantees:
-# nothing made there ends up in a graph.
+# not per number. So a gain is possible only where each op is tiny, as in the toy net, and even
+# there it may be too small to see; where the matrix products dominate, as in the larger MLP,
+# it is lost in the noise. Expect "slightly faster at best", not "much faster", and choose
+# `inference_mode` for what it guarantees: nothing made there ends up in a graph.
 #
 # ## Pitfalls
 # ### Code that expects `.grad` to be a tensor after `zero_grad()`
