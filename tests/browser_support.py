@@ -409,14 +409,19 @@ def expected_rows(outcome):
     return rows
 
 
-def explorer_mismatches(shown, outcome, baseline):
-    """What the page shows that differs from ``outcome`` (empty list: all agree)."""
-    problems = []
+def rows_by_parameter(shown):
+    """The page's table as {first cell: {column: (text, css class)}}, in page order."""
     rows = {}
     for cells in shown["rows"]:
         texts = [text for text, _ in cells]
         rows[texts[0] if texts else "?"] = dict(zip(shown["columns"], cells))
-    for name, want in expected_rows(outcome).items():
+    return rows
+
+
+def row_mismatches(rows, want_rows, source):
+    """Cells (and None highlights) that differ from ``want_rows``; ``source`` names the truth."""
+    problems = []
+    for name, want in want_rows.items():
         got = rows.get(name)
         if got is None:
             problems.append(f"table: no row for {name}")
@@ -425,10 +430,16 @@ def explorer_mismatches(shown, outcome, baseline):
             cell = got.get(column)
             if cell is None or cell[0] != text:
                 problems.append(f"table {name}/{column}: page {cell and cell[0]!r}, "
-                                f"registry {text!r}")
+                                f"{source} {text!r}")
         none_marked = "gfl-none" in (got.get("grad") or ("", ""))[1]
         if none_marked != (want["grad"] == "None"):
             problems.append(f"table {name}/grad: None highlight is {none_marked}")
+    return problems
+
+
+def explorer_mismatches(shown, outcome, baseline):
+    """What the page shows that differs from ``outcome`` (empty list: all agree)."""
+    problems = row_mismatches(rows_by_parameter(shown), expected_rows(outcome), "registry")
     if outcome.error and not any(outcome.error.kind in note for note in shown["notes"]):
         problems.append(f"table: no note about {outcome.error.kind}")
     if not outcome.error and shown["notes"]:
@@ -504,25 +515,10 @@ def pattern_mismatches(shown, result, item):
     columns = list(next(iter(want_rows.values())))
     if shown["columns"] != columns:
         problems.append(f"table columns: page {shown['columns']}, expected {columns}")
-    rows = {}
-    for cells in shown["rows"]:
-        texts = [text for text, _ in cells]
-        rows[texts[0] if texts else "?"] = dict(zip(shown["columns"], cells))
+    rows = rows_by_parameter(shown)
     if list(rows) != list(want_rows):
         problems.append(f"table rows: page {list(rows)}, expected {list(want_rows)}")
-    for name, want in want_rows.items():
-        got = rows.get(name)
-        if got is None:
-            problems.append(f"table: no row for {name}")
-            continue
-        for column, text in want.items():
-            cell = got.get(column)
-            if cell is None or cell[0] != text:
-                problems.append(f"table {name}/{column}: page {cell and cell[0]!r}, "
-                                f"pattern {text!r}")
-        none_marked = "gfl-none" in (got.get("grad") or ("", ""))[1]
-        if none_marked != (want["grad"] == "None"):
-            problems.append(f"table {name}/grad: None highlight is {none_marked}")
+    problems += row_mismatches(rows, want_rows, "pattern")
     # The notes under the table: one per problem, naming what leaked, missed or failed.
     notes = shown["notes"]
     leaked = [n for n in result.params if n in result.reached & result.must_not_reach]
