@@ -67,7 +67,7 @@ def rows():
     get_mechanism(BASELINE)  # imports every mechanism module
     result = [Row(BASELINE, tuple(get_mechanism(BASELINE).defaults.items()))]
     for mechanism in sorted(MECHANISMS.values(), key=lambda m: (m.notebook, m.name)):
-        if mechanism.name in EXCLUDED:
+        if mechanism.name in EXCLUDED or not mechanism.in_comparison:
             continue
         for options in ({}, *VARIANTS.get(mechanism.name, ())):
             result.append(Row(mechanism.name, tuple(mechanism.resolve(**options).items())))

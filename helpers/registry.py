@@ -33,6 +33,9 @@ class Mechanism:
     options: tuple = ()
     notebook: str = ""
     summary: str = ""
+    # False for explorers of the later notebooks (11+) that are not one of the seven
+    # switch-like mechanisms: notebook 08's comparison matrix leaves them out.
+    in_comparison: bool = True
     defaults: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
