@@ -11,16 +11,19 @@ NB     ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: help lab test notebooks system-deps venv venv-dev clean
+.PHONY: help lab test notebooks system-deps learner-deps venv venv-dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  make notebooks NB=00_start_here   rebuild one notebook"
 
-system-deps: ## Install Graphviz, Chromium and python3-venv if missing (root), else say how
-	@PYTHON=$(PYTHON) tools/system_deps.sh
+system-deps: ## Install what the tests need (Graphviz, python3-venv, Chromium, npm) if missing
+	@PYTHON=$(PYTHON) tools/system_deps.sh dev
 
-$(BIN)/python: | system-deps
+learner-deps: ## Install what learners need (Graphviz, python3-venv) if missing
+	@PYTHON=$(PYTHON) tools/system_deps.sh learner
+
+$(BIN)/python: | learner-deps
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and \
 	  "Python >= 3.10 is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +44,10 @@ venv: $(STAMP) ## Create .venv and install requirements.txt (only when changed)
 venv-dev: $(DEV_STAMP) ## Create .venv and install requirements-dev.txt: also the test tools
 
 # Root = the repository (as on Binder), opened at notebook 00; relative links then work.
-lab: venv system-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
+# JUPYTER_CONFIG_PATH: binder/jupyter/ holds the server config Binder uses too (binder/start):
+# idle kernels are shut down after 15 minutes, so finished notebooks give their memory back.
+lab: venv learner-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
+	JUPYTER_CONFIG_PATH="$(CURDIR)/binder/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) \
 	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb
 
@@ -61,7 +67,7 @@ clean: ## Remove .venv and build/ (the Binder test venv)
 
 APP_PORT ?= 8866
 .PHONY: app
-app: venv system-deps ## Serve 08_compare_all as an app (Voila: code hidden, widgets live) on 127.0.0.1
+app: venv learner-deps ## Serve 08_compare_all as an app (Voila: code hidden, widgets live) on 127.0.0.1
 	$(BIN)/voila notebooks/08_compare_all.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(APP_PORT)
 
 .PHONY: bench
@@ -72,5 +78,5 @@ bench: venv-dev system-deps ## Time toggles, notebooks and install size; write B
 .PHONY: slides
 # reveal.js, RequireJS, jQuery, MathJax and the widget renderer are fetched once with npm into
 # slides/vendor/ (git-ignored); the decks load them from there, so they open offline.
-slides: venv-dev ## Build a reveal.js deck per notebook into slides/ (opens offline; needs npm)
+slides: venv-dev system-deps ## Build a reveal.js deck per notebook into slides/ (opens offline; needs npm)
 	$(BIN)/python tools/slides.py
