@@ -81,12 +81,14 @@ def run_step(mechanism, options, body):
     """Run ``body(ctx, **options)`` on a fresh toy net and describe what happened.
 
     An error PyTorch raises is part of the lesson: it is caught and explained, not re-raised.
+    That is a RuntimeError from autograd, or a ValueError such as an optimizer's refusal of an
+    empty parameter list (option values are checked before the step runs).
     """
     ctx = StepContext()
     error = None
     try:
         body(ctx, **options)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         error = explain(exc)
     params = {}
     for name, p in ctx.net.named_parameters():

@@ -22,7 +22,7 @@ from helpers.registry import get_mechanism
 from helpers.toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 
 NAME = "manual_grad_edits"
-EDITS = ["none", "zero", "set_none", "scale", "clip", "mask"]
+EDITS = ["zero", "set_none", "scale", "clip", "mask"]
 LAYERS = ["l1", "l2", "both"]
 HOWS = ["direct", "hook", "post_hook"]
 COMBOS = list(itertools.product(EDITS, LAYERS, HOWS))
@@ -106,6 +106,38 @@ def test_every_combination_matches_plain_pytorch(edit, layer, how):
         assert not getattr(param, "_post_accumulate_grad_hooks", None)
 
 
+def test_every_combination_makes_an_edit_so_no_control_is_idle():
+    # A "no edit" choice made layer and how irrelevant (9 repeated rows); the plain step is the
+    # control drawn beside every explorer instead.
+    assert "none" not in get_mechanism(NAME).option("edit").choices
+    for combination in get_mechanism(NAME).combinations():
+        outcome = helpers.run(NAME, **combination)
+        edited = [n for n in PARAM_NAMES if outcome.params[n].extra["edit"] != "-"]
+        assert edited == [n for n in PARAM_NAMES
+                          if combination["layer"] == "both" or n.startswith(combination["layer"])]
+
+
+def test_zero_scale_and_mask_agree_across_the_three_ways():
+    table = helpers.truth_table(NAME)
+    for edit in EDITS:
+        for layer in LAYERS:
+            rows = [r[3:] for r in table.rows if r[0] == edit and r[1] == layer]
+            assert len(rows) == 3
+            same = all(row == rows[0] for row in rows)
+            grads = [expected_grads(edit, layer, how) for how in HOWS]
+            expected_same = all(
+                (a[n] is None) == (b[n] is None) and (a[n] is None or close(a[n], b[n]))
+                for a in grads for b in grads for n in PARAM_NAMES)
+            if edit in ("zero", "scale", "mask"):
+                assert expected_same
+            # the state table shows the difference for set_none (hook keeps the grad); clip's
+            # difference is in the norms only
+            if edit == "set_none":
+                assert not same
+            else:
+                assert same
+
+
 def test_combinations_cover_the_options():
     mech = get_mechanism(NAME)
     assert sorted(tuple(c.values()) for c in mech.combinations()) == sorted(COMBOS)
@@ -115,7 +147,7 @@ def test_combinations_cover_the_options():
 
 def test_truth_table_rows():
     table = helpers.truth_table(NAME)
-    assert len(table.rows) == 54
+    assert len(table.rows) == 45
     row = dict(zip(table.columns, next(r for r in table.rows
                                        if r[:3] == ["set_none", "l1", "hook"])))
     assert row["grad l1.weight"] == "values *"  # the hook returned None: grad kept
@@ -269,7 +301,7 @@ def test_exercises_solutions_pass_wrong_answers_fail():
 def test_edit_norms_table():
     from helpers.mechanisms.manual_grad_edits import edit_norms
     table = edit_norms()
-    assert len(table.rows) == 18
+    assert len(table.rows) == 15
     row = dict(zip(table.columns, next(r for r in table.rows if r[:2] == ["scale", "direct"])))
     assert row["l2.bias"] == f"values |{0.5 * float(G['l2.bias'].norm()):.4f}|"
     row = dict(zip(table.columns, next(r for r in table.rows if r[:2] == ["set_none", "hook"])))

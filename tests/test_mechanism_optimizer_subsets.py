@@ -201,3 +201,41 @@ def test_exercise_expectations_are_what_pytorch_does():
     assert plain_expected_06_1() == {"l1.weight", "l1.bias"} == EXERCISES["06.1"].expected()
     assert plain_expected_06_3() == set(NAMES) == EXERCISES["06.3"].expected()
     assert EXERCISES["06.2"].expected() == pytest.approx(2.0 * 0.95 ** 3, rel=1e-6)
+
+
+def test_requires_grad_false_does_not_clear_grads_so_the_06_1_text_must_not_say_so():
+    # Plain PyTorch: freezing keeps the grads l1 already has; model.zero_grad() clears them.
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    optimizer.zero_grad()
+    for p in net.l1.parameters():
+        p.requires_grad = False
+    assert all(p.grad is not None and p.grad.any() for p in net.l1.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.l1.parameters())
+    why = EXERCISES["06.1"].why
+    assert "model.zero_grad() clears them" in why
+    assert "requires_grad_(False) deals with" not in why
+    assert "requires_grad_(False) does not" in why
+
+
+def test_frozen_choice_label_names_the_clearing_the_step_does():
+    from helpers.mechanisms.optimizer_subsets import EXCLUDED_CHOICES
+    # Without the explicit clearing, a frozen layer keeps its warm-up grads (plain PyTorch) ...
+    net, (x, y) = plain_net(), plain_batch()
+    nn.functional.mse_loss(net(x), y).backward()
+    net.l1.requires_grad_(False)
+    assert net.l1.weight.grad is not None
+    # ... while the step's "frozen" choice leaves None: so its label must say p.grad = None.
+    outcome = helpers.run("optimizer_subsets", params="l2", excluded="frozen")
+    assert outcome.grads_none() == ["l1.weight", "l1.bias"]
+    assert EXCLUDED_CHOICES["frozen"] == "requires_grad_(False); p.grad = None"
+    assert EXCLUDED_CHOICES["zeros"] == "requires_grad_(False); p.grad.zero_()"
+    zeros = helpers.run("optimizer_subsets", params="l2", excluded="zeros")
+    assert zeros.params["l1.weight"].grad == "zeros"
+
+
+def test_summary_names_the_lbfgs_exception():
+    summary = helpers.get_mechanism("optimizer_subsets").summary
+    assert "LBFGS" in summary

@@ -29,24 +29,24 @@ def node_names(loss):
 
 
 def plain_frozen_step(frozen):
-    """The expected result, by hand: freeze, forward, backward, SGD step on what trains."""
+    """The expected result, by hand, following notebook 02's recipe: freeze, an SGD optimizer
+    over what still requires grad, forward, backward, step. Returns the error it meets, if any,
+    and (where the recipe stopped early) the error backward() would have raised next."""
     net, (x, y) = plain_net(), plain_batch()
     for name, p in net.named_parameters():
         if name in FROZEN_NAMES[frozen]:
             p.requires_grad = False
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
-    loss = nn.functional.mse_loss(net(x), y)
-    _, leaves = node_names(loss) if loss.grad_fn is not None else ([], [])
-    in_graph = {n: any(p is leaf for leaf in leaves) for n, p in net.named_parameters()}
-    error = None
+    error, in_graph = None, None
     try:
+        optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+        loss = nn.functional.mse_loss(net(x), y)
+        _, leaves = node_names(loss)
+        in_graph = {n: any(p is leaf for leaf in leaves) for n, p in net.named_parameters()}
         loss.backward()
-        with torch.no_grad():
-            for p in net.parameters():
-                if p.grad is not None:
-                    p -= 0.1 * p.grad
-    except RuntimeError as exc:
-        error = str(exc)
+        optimizer.step()
+    except ValueError as exc:
+        error = f"ValueError: {exc}"
     return net, before, in_graph, error
 
 
@@ -62,14 +62,32 @@ def test_every_option_matches_plain_pytorch(frozen):
         if p.grad is not None:
             assert got.grad_norm == pytest.approx(p.grad.norm().item(), abs=1e-7)
         assert got.changed == (not torch.equal(before[name], p.detach()))
-        assert got.extra["in graph"] == ("yes" if in_graph[name] else "no")
+        if in_graph is None:
+            assert "in graph" not in got.extra  # the recipe stopped before any forward
+        else:
+            assert got.extra["in graph"] == ("yes" if in_graph[name] else "no")
     if frozen == "both":
-        assert "does not require grad and does not have a grad_fn" in error
-        assert outcome.error.kind == "RuntimeError"
-        assert "element 0 of tensors does not require grad" in outcome.error.message
-        assert outcome.loss is not None and outcome.loss.grad_fn is None
+        assert error == "ValueError: optimizer got an empty parameter list"
+        assert f"{outcome.error.kind}: {outcome.error.message}" == error
+        assert "every parameter is frozen" in outcome.error.explanation
+        assert outcome.loss is None  # the learner's code never reached the forward pass
     else:
         assert error is None and outcome.error is None
+
+
+def test_with_everything_frozen_backward_would_raise_too():
+    # What the notebook shows after the optimizer's refusal: without an optimizer, backward()
+    # is the next thing to fail.
+    net, (x, y) = plain_net(), plain_batch()
+    net.requires_grad_(False)
+    loss = nn.functional.mse_loss(net(x), y)
+    with pytest.raises(RuntimeError, match="does not require grad and does not have a grad_fn"):
+        loss.backward()
+
+
+def test_summary_says_what_a_learner_following_the_recipe_meets():
+    summary = helpers.get_mechanism("requires_grad").summary
+    assert "empty parameter list" in summary
 
 
 def test_frozen_l2_passes_the_same_gradient_to_l1():
@@ -129,7 +147,7 @@ def test_truth_table_rows():
     assert table.column("grad l1.weight") == ["values *", "None", "values *", "None"]
     assert table.column("grad l2.bias") == ["values *", "values *", "None", "None"]
     assert table.column("error")[:3] == ["", "", ""]
-    assert table.column("error")[3].startswith("RuntimeError: element 0 of tensors")
+    assert table.column("error")[3] == "ValueError: optimizer got an empty parameter list"
 
 
 def test_explorer_follows_the_control():
@@ -140,7 +158,7 @@ def test_explorer_follows_the_control():
     assert explorer.graph.value.count("(not in graph)") == 2
     explorer.set(frozen="both")
     assert explorer.table.value.count('class="gfl-none"') == 4
-    assert "does not require grad" in explorer.table.value
+    assert "optimizer got an empty parameter list" in explorer.table.value
 
 
 def test_predict_quiz():

@@ -1,7 +1,7 @@
 """manual_grad_edits: change ``.grad`` between ``backward()`` and ``step()``.
 
-Six edits (none, zero, set to None, scale, clip by norm, mask) on one layer or both, done in one
-of three ways:
+Five edits (zero, set to None, scale, clip by norm, mask) on one layer or both, done in one of
+three ways:
 
 - ``direct``: after ``backward()``, before ``step()``, on ``p.grad`` itself;
 - ``hook``: ``Tensor.register_hook``, which sees the *incoming* gradient before it is added to
@@ -20,7 +20,9 @@ the outcome says so in its ``edit`` column:
 
 Options are one edit plus the layer it applies to (l1, l2 or both), not one edit per layer:
 an edit on one layer's parameters never changes another layer's gradients, so a separate edit
-per layer (6 x 6 x 3 = 108 combinations) would only repeat the 54 rows here in every mix.
+per layer would only repeat the 45 rows here in every mix. There is no "no edit" choice: with
+no edit, ``layer`` and ``how`` would change nothing, and that step is the control step that
+every explorer draws beside its own (its gradients are the "grad before edit" column).
 
 Introduced in notebook 07_manual_grad_edits.
 """
@@ -34,7 +36,7 @@ from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
 SCALE = 0.5
 MAX_NORM = 0.25
-EDITS = {"none": "no edit", "zero": "zero_()", "set_none": "set to None",
+EDITS = {"zero": "zero_()", "set_none": "set to None",
          "scale": f"scale by {SCALE}", "clip": f"clip norm to {MAX_NORM}",
          "mask": "mask column 0"}
 LAYERS = {"l1": "l1", "l2": "l2", "both": "both layers"}
@@ -67,8 +69,6 @@ def clip_tensor(grad, max_norm=MAX_NORM):
 def describe(edit, how, name, layer="both"):
     """What the edit does to parameter ``name``, as the code a learner would write."""
     weight = name.endswith("weight")
-    if edit == "none":
-        return "-"
     if edit == "mask" and not weight:
         return "bias: no column 0, kept"
     if how == "direct":
@@ -123,7 +123,7 @@ def tensor_hook(edit, seen=None):
             return clip_tensor(grad)
         if edit == "mask":
             return grad * column0_mask(grad)
-        return None  # "none" and "set_none": PyTorch keeps the gradient unchanged
+        return None  # "set_none": PyTorch reads None as "keep the gradient unchanged"
     return hook
 
 
@@ -154,7 +154,7 @@ def install_hooks(params, edit, how, seen=None):
 
     ``seen`` maps parameter name to a list collecting the gradient each hook found.
     """
-    if edit == "none" or how == "direct":
+    if how == "direct":
         return []
     handles = []
     for name, p in params.items():

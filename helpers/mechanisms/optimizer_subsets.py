@@ -1,10 +1,11 @@
 """optimizer_subsets: which parameters the optimizer holds, and how a layer is kept fixed (06).
 
-An optimizer moves only the parameters it was given, and among those it skips a parameter only
-when its ``.grad`` is ``None``: it never looks at ``requires_grad``. So a parameter left out of the
-optimizer still gets a gradient (the backward cost is paid) that ``optimizer.zero_grad()`` never
-clears, and a frozen parameter the optimizer still holds is moved by momentum, Adam's moments and
-weight decay as soon as its grad is zeros instead of ``None``.
+An optimizer moves only the parameters it was given, and it reads their ``.grad``, never their
+``requires_grad``; the four optimizers here skip a parameter whose ``.grad`` is ``None`` (every
+built-in one but LBFGS leaves such a parameter alone, see :mod:`helpers.optimizers`). So a
+parameter left out of the optimizer still gets a gradient (the backward cost is paid) that
+``optimizer.zero_grad()`` never clears, and a frozen parameter the optimizer still holds is moved
+by momentum, Adam's moments and weight decay as soon as its grad is zeros instead of ``None``.
 
 The step: build the optimizer over the chosen parameters and train for ``WARMUP_STEPS`` (so
 momentum and Adam's moments exist), then treat the layer meant to stay fixed and train for
@@ -37,8 +38,8 @@ OPTIMIZER_CHOICES = {
 }
 EXCLUDED_CHOICES = {
     "alone": "left alone",
-    "frozen": "requires_grad_(False)",
-    "zeros": "frozen, grads zeroed",
+    "frozen": "requires_grad_(False); p.grad = None",
+    "zeros": "requires_grad_(False); p.grad.zero_()",
 }
 
 
@@ -72,8 +73,8 @@ def fixed_layer(net, params):
 
 
 def freeze(layer, grads="none"):
-    """``requires_grad_(False)`` on ``layer``; its grads become ``None`` or, with
-    ``grads="zeros"``, zeros (``zero_grad(set_to_none=False)``)."""
+    """``requires_grad_(False)`` on ``layer``, then clear its grads (freezing alone keeps them):
+    ``p.grad = None`` or, with ``grads="zeros"``, zeros (``zero_grad(set_to_none=False)``)."""
     layer.requires_grad_(False)
     layer.zero_grad(set_to_none=grads == "none")
 
@@ -168,13 +169,14 @@ OPTIMIZER_SUBSETS = register(Mechanism(
     notebook="06_optimizer_subsets",
     summary="A parameter left out of the optimizer still gets (accumulating) gradients but does "
             "not move; a frozen parameter with zero grads is still moved by momentum, Adam and "
-            "weight decay if the optimizer holds it.",
+            "weight decay if the optimizer holds it (and by LBFGS even with grads None).",
 ))
 
 
 @exercise("06.1", why="optimizer.zero_grad() clears only what the optimizer holds. l1 is not "
-                      "in it, so l1's grads survive (and would keep adding up); model.zero_grad() "
-                      "or requires_grad_(False) deals with them.")
+                      "in it, so l1's grads survive (and would keep adding up). model.zero_grad() "
+                      "clears them; requires_grad_(False) does not (it keeps the grads l1 has "
+                      "and only stops new ones from adding up).")
 def _grads_left_by_optimizer_zero_grad():
     net = toy_net()
     x, y = toy_batch()

@@ -60,17 +60,19 @@ def note_in_graph(ctx, loss):
 
 
 def frozen_step(ctx, frozen="none"):
-    """Freeze some layers, then forward, backward and an SGD step on the trainable parameters.
+    """Notebook 02's recipe: freeze some layers, build an SGD optimizer over the trainable
+    parameters, then forward, backward and step.
 
-    The net is fresh, so there are no old gradients to clear. When everything is frozen,
-    ``backward()`` raises before the optimizer is built (an optimizer given an empty parameter
-    list would raise a ValueError of its own).
+    The net is fresh, so there are no old gradients to clear. When everything is frozen, the
+    recipe stops where a learner's code would: the optimizer, given an empty parameter list,
+    raises a ValueError before any forward pass (``backward()`` would raise next, as nothing
+    the loss depends on requires grad).
     """
     freeze(ctx.net, frozen)
+    optimizer = torch.optim.SGD(trainable_parameters(ctx.net), lr=LEARNING_RATE)
     loss = ctx.loss_of(ctx.net(ctx.x))
     note_in_graph(ctx, loss)
     loss.backward()
-    optimizer = torch.optim.SGD(trainable_parameters(ctx.net), lr=LEARNING_RATE)
     optimizer.step()
 
 
@@ -84,8 +86,8 @@ REQUIRES_GRAD = register(Mechanism(
     ),
     notebook="02_requires_grad",
     summary="Frozen parameters keep .grad None and do not move; a frozen later layer still "
-            "passes gradients through to earlier layers; freezing everything makes backward() "
-            "raise.",
+            "passes gradients through to earlier layers; with everything frozen the optimizer "
+            "gets an empty parameter list and raises (and backward() would raise too).",
 ))
 
 

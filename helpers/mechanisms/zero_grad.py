@@ -4,8 +4,9 @@ Taught in notebooks/01_zero_grad. One step here is one iteration of a training l
 where the previous iteration left off: that iteration's backward has already put a gradient
 (called ``g1``: the gradient of one pass on the toy batch) into every ``.grad``. The step then
 clears the grads as the ``clear`` option says, runs ``passes`` forward+backward passes and calls
-``optimizer.step()``. No step runs before the passes, so every accumulated grad is an exact
-whole multiple of ``g1``.
+``optimizer.step()``. No step runs before the passes, so every accumulated grad is a whole
+multiple of ``g1``, up to float rounding (``.grad`` is a running sum, and each addition rounds):
+:func:`in_units_of` compares with ``torch.allclose``.
 """
 
 import torch
@@ -59,13 +60,14 @@ def clear_grads(net, optimizer, clear):
 
 
 def in_units_of(grad, g1):
-    """``grad`` described as a whole multiple of one pass's gradient ``g1``."""
+    """``grad`` described as a whole multiple of one pass's gradient ``g1``, up to float
+    rounding (``torch.allclose``: k passes need not be ``k * g1`` bit for bit)."""
     if grad is None:
         return "None"
     if not torch.any(grad):
         return "zeros"
     for multiple in range(1, 10):
-        if torch.equal(grad, multiple * g1):
+        if torch.allclose(grad, multiple * g1):
             return "g1" if multiple == 1 else f"{multiple} × g1"
     return "other"
 
@@ -123,7 +125,8 @@ def multiples_table():
                 row.append(l1 if l1 == l2 else f"{l1} (l1) | {l2} (l2)")
             rows.append(row)
     caption = ("l1.weight and l2.weight grads before optimizer.step(), as multiples of g1 "
-               "(the gradient of one pass); the biases match their weights")
+               "(the gradient of one pass), up to float rounding; the biases match their "
+               "weights")
     return Table(columns, rows, caption=caption)
 
 
@@ -143,7 +146,7 @@ def l1_multiple_after_three_iterations():
         optimizer.zero_grad()
         toy_loss(net(x), y).backward()
     for multiple in range(1, 10):
-        if torch.equal(net.l1.weight.grad, multiple * g1):
+        if torch.allclose(net.l1.weight.grad, multiple * g1):
             return multiple
     raise AssertionError("l1.weight.grad is not a whole multiple of g1")
 
@@ -171,8 +174,9 @@ def calls_that_leave_none():
     return frozenset(leave_none)
 
 
-@exercise("01.3", why="Each micro-batch loss divided by k = 4: the four accumulated gradients "
-                      "add up to the gradient of the mean loss over the whole batch.")
+@exercise("01.3", why="Each micro-batch loss divided by k = 4: the four equal-sized "
+                      "micro-batches' gradients add up to the gradient of the mean loss over the "
+                      "whole batch (up to float rounding).")
 def full_batch_l1_grad():
     net = toy_net()
     x, y = toy_batch()

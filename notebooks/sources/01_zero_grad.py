@@ -20,7 +20,7 @@
 
 # %% [markdown]
 # **What you will learn**
-# - why a second `backward()` doubles `.grad` (exactly), and a third triples it;
+# - why a second `backward()` doubles `.grad`, and a third triples it;
 # - that `optimizer.zero_grad()` and `model.zero_grad()` both leave `.grad` as `None` by
 #   default, and what `set_to_none=False` does instead;
 # - the real difference between the two: which parameters they clear;
@@ -141,8 +141,8 @@ def structure(outcome):
     return [re.sub(r" grad: \w+", "", line) for line in lines]
 
 assert predicted.grads_none() == ["l2.weight", "l2.bias"]
-for clear in ("nothing", "optimizer", "model", "zeros", "loop"):
-    assert structure(helpers.run("zero_grad", clear=clear)) == structure(control)
+for options in helpers.get_mechanism("zero_grad").combinations():  # all 40 of them
+    assert structure(helpers.run("zero_grad", **options)) == structure(control)
 
 # %% [markdown]
 # ## Truth table
@@ -164,20 +164,25 @@ multiples_table()
 
 # %% [markdown]
 # ## What happened and why
-# **1. `backward()` adds into `.grad`.** Two passes on the same batch give exactly twice the
-# gradient of one, three give exactly three times. Not close: equal, bit for bit.
+# **1. `backward()` adds into `.grad`.** Two passes on the same batch give twice the gradient
+# of one, three give three times, and so on, up to float rounding: `.grad` is a running sum,
+# and each addition rounds. Here 2 and 3 passes match `k × g1` bit for bit, 6 passes do not:
+# compare gradients with `torch.allclose`, not `torch.equal`.
 
 # %%
 net = helpers.toy_net()
 grads = []
-for _ in range(3):
+for _ in range(6):
     helpers.toy_loss(net(x), y).backward()
     grads.append(net.l2.weight.grad.clone())
 
-g1, g2, g3 = grads
-for label, g in (("one pass", g1), ("two passes", g2), ("three passes", g3)):
-    print(f"{label:>12}:", g)
-assert torch.equal(g2, 2 * g1) and torch.equal(g3, 3 * g1)
+g1 = grads[0]
+for k in (2, 3, 6):
+    print(f"{k} passes: {grads[k - 1]} | equal to {k} × g1: {torch.equal(grads[k - 1], k * g1)}"
+          f" | close: {torch.allclose(grads[k - 1], k * g1)}")
+assert all(torch.allclose(g, k * g1) for k, g in enumerate(grads, start=1))
+assert torch.equal(grads[1], 2 * g1) and torch.equal(grads[2], 3 * g1)
+assert not torch.equal(grads[5], 6 * g1)  # bit for bit fails: float rounding
 
 # %% [markdown]
 # The explorer shows the same: with no clearing, the stale g1 plus one pass is `2 × g1`.
@@ -279,10 +284,15 @@ helpers.grad_table(scoped)
 assert scoped.params["l1.weight"].extra["grad vs g1"] == "3 × g1"
 assert scoped.params["l2.weight"].extra["grad vs g1"] == "2 × g1"
 assert [p.changed for p in scoped.params.values()] == [False, False, True, True]
+in_g1 = lambda k: {0: "None", 1: "g1"}.get(k, f"{k} × g1")
+for passes in (0, 1, 2, 3):                # one g1 ahead after every number of passes
+    got = helpers.run("zero_grad", clear="optimizer", passes=passes, optimizer_has="l2")
+    assert got.params["l1.weight"].extra["grad vs g1"] == in_g1(passes + 1)
+    assert got.params["l2.weight"].extra["grad vs g1"] == in_g1(passes)
 
 # %% [markdown]
 # **6. `None` and zeros both stop a plain SGD step; leftovers do not.** With no backward after
-# clearing, the optimizer skips every parameter whose grad is `None`, and a zero gradient moves
+# clearing, SGD skips every parameter whose grad is `None`, and a zero gradient moves
 # nothing in plain SGD. Without clearing, `step()` happily applies the previous iteration's
 # gradient again.
 
@@ -299,22 +309,27 @@ assert all(p.changed for p in helpers.run("zero_grad", clear="nothing", passes=0
            .params.values())
 
 # %% [markdown]
-# Zeros and `None` part ways as soon as the optimizer keeps state. With momentum, a parameter
-# whose grad is zeros still moves (the momentum from earlier steps); with `None` it is skipped.
+# Zeros and `None` part ways as soon as the update uses more than the gradient: momentum from
+# earlier steps, or weight decay, which adds `weight_decay * p` and needs no state at all.
+# With either, a parameter whose grad is zeros still moves; with `None`, SGD skips it.
 
 # %%
-for set_to_none in (False, True):
-    net = helpers.toy_net()
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-    helpers.toy_loss(net(x), y).backward()
-    optimizer.step()                          # builds up momentum
-    optimizer.zero_grad(set_to_none=set_to_none)
-    before = net.l1.weight.detach().clone()
-    optimizer.step()                          # no backward since clearing
-    moved = not torch.equal(net.l1.weight, before)
-    grad = "None" if net.l1.weight.grad is None else "zeros"
-    print(f"set_to_none={set_to_none!s:5}  l1.weight.grad: {grad:5}  moved by step: {moved}")
-    assert moved == (not set_to_none)
+for options in ({"momentum": 0.9}, {"weight_decay": 0.01}):
+    for set_to_none in (False, True):
+        net = helpers.toy_net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, **options)
+        helpers.toy_loss(net(x), y).backward()
+        if "momentum" in options:
+            optimizer.step()                  # builds up momentum; weight decay needs no step
+        optimizer.zero_grad(set_to_none=set_to_none)
+        before = net.l1.weight.detach().clone()
+        optimizer.step()                      # no backward since clearing
+        moved = not torch.equal(net.l1.weight, before)
+        grad = "None" if net.l1.weight.grad is None else "zeros"
+        state = "state kept" if any(optimizer.state.values()) else "no state"
+        print(f"SGD {options} ({state}): l1.weight.grad {grad:5} -> moved by step: {moved}")
+        assert moved == (not set_to_none)
+        assert any(optimizer.state.values()) == ("momentum" in options)
 
 # %% [markdown]
 # ## Pitfalls
@@ -384,7 +399,7 @@ else:
     raise AssertionError("expected an AttributeError")
 
 # %% [markdown]
-# Fix: skip `None` grads, as PyTorch's optimizers do (claim 6), or clear with
+# Fix: skip `None` grads, as PyTorch's SGD does (claim 6), or clear with
 # `set_to_none=False` if the code really needs a tensor there.
 
 # %%
@@ -399,8 +414,9 @@ assert all(v is None for v in norms.values())
 # trainable parameters are not in that optimizer (several optimizers, a layer added later).
 #
 # **Deliberate accumulation**: when a batch does not fit in memory, run k small batches, each loss
-# divided by k, and step once. With equal-sized micro-batches and a mean loss, the accumulated
-# gradient is the gradient of the big batch.
+# divided by k, and step once. For a mean loss over independent examples, split into
+# equal-sized micro-batches, the accumulated gradient is the gradient of the big batch (up to
+# float rounding). The two conditions matter: see below.
 
 # %%
 net = helpers.toy_net()
@@ -431,6 +447,44 @@ unscaled = helpers.toy_net()
 for xb, yb in zip(x.split(2), y.split(2)):
     helpers.toy_loss(unscaled(xb), yb).backward()
 assert torch.allclose(unscaled.l1.weight.grad, k * whole.l1.weight.grad, atol=1e-6)
+
+# %% [markdown]
+# **Unequal micro-batches** (a last batch that is smaller): dividing by k weights each
+# micro-batch equally, so the examples of the small one count more. Weight each micro-batch's
+# mean loss by its share of the examples, `n_i / N`, instead.
+
+# %%
+def accumulated(weight_of):
+    """l1.weight.grad after micro-batches of 3 and 5 examples, each mean loss weighted."""
+    net = helpers.toy_net()
+    for xb, yb in zip(x.split([3, 5]), y.split([3, 5])):
+        (helpers.toy_loss(net(xb), yb) * weight_of(len(xb))).backward()
+    return net.l1.weight.grad
+
+by_k, by_share = accumulated(lambda n: 1 / 2), accumulated(lambda n: n / len(x))
+print(f"1/k: close {torch.allclose(by_k, whole.l1.weight.grad)} | n_i/N: close "
+      f"{torch.allclose(by_share, whole.l1.weight.grad)}")
+assert not torch.allclose(by_k, whole.l1.weight.grad)
+assert torch.allclose(by_share, whole.l1.weight.grad)
+
+# %% [markdown]
+# **BatchNorm** breaks the equality: in training mode it normalises each
+# micro-batch with that micro-batch's own mean and variance, so the examples are no longer
+# independent. The same 4 x 2 accumulation on a small net with a BatchNorm layer:
+
+# %%
+def bn_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3),
+                               torch.nn.ReLU(), torch.nn.Linear(3, 1))
+
+big, small = bn_net(), bn_net()
+helpers.toy_loss(big(x), y).backward()
+for xb, yb in zip(x.split(2), y.split(2)):
+    (helpers.toy_loss(small(xb), yb) / 4).backward()
+close = torch.allclose(small[0].weight.grad, big[0].weight.grad)
+print(f"BatchNorm net: accumulated == whole batch (allclose): {close}")
+assert not close
 
 # %% [markdown]
 # ## Exercises
@@ -490,7 +544,8 @@ helpers.check("01.3", answer)
 # - `optimizer.zero_grad()` and `model.zero_grad()` both set `.grad` to `None` by default;
 #   `set_to_none=False` zeros the same tensor. They differ in scope: the optimizer clears only
 #   its own parameters.
-# - Accumulating on purpose is fine: k small batches, each loss divided by k, one step.
+# - Accumulating on purpose is fine: k equal small batches, each loss divided by k, one step
+#   (unequal sizes: weight by `n_i / N`; BatchNorm breaks the equality).
 #
 # ## Further reading
 # - [`torch.optim.Optimizer.zero_grad`](https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.zero_grad.html)

@@ -14,8 +14,8 @@
 # # 02 · requires_grad_(False): freezing layers
 #
 # `requires_grad_(False)` turns parameters into constants: `backward()` leaves their `.grad` at
-# `None`, so the optimizer skips them, and autograd records no operation whose inputs are all
-# constants.
+# `None`, so a plain optimizer step does not move them, and autograd records no operation whose
+# inputs are all constants.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/02_requires_grad.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/02_requires_grad.ipynb)
@@ -133,9 +133,10 @@ helpers.truth_table("requires_grad")
 
 # %% [markdown]
 # ## What happened and why
-# **1. A frozen parameter's `.grad` stays `None`, and the step does not move it.** `backward()`
-# never writes to a tensor that does not require grad, so there is nothing for the optimizer to
-# apply.
+# **1. A parameter frozen on a fresh network keeps `.grad` `None`, and the step does not move
+# it.** `backward()` never writes to a tensor that does not require grad, so there is nothing
+# for the optimizer to apply. (Freezing does not clear a grad the parameter already holds: see
+# the pitfall *Freezing in the middle of training* below.)
 
 # %%
 net = helpers.toy_net()
@@ -272,13 +273,17 @@ assert loss.grad_fn is None
 assert "element 0 of tensors does not require grad and does not have a grad_fn" in message
 
 # %% [markdown]
-# The explorer and the truth table catch the same error and explain it:
+# A learner following *The mechanism in code* meets another error first: the optimizer over
+# the trainable parameters gets an empty list and refuses, before any forward pass. The
+# explorer and the truth table follow that recipe, so this is the error they show (the pitfall
+# *Building an optimizer when everything is frozen* below has the fix):
 
 # %%
 frozen_both = helpers.run("requires_grad", frozen="both")
 print(frozen_both.error)
-assert frozen_both.error.kind == "RuntimeError"
-assert frozen_both.grads_none() == list(helpers.PARAM_NAMES)
+assert frozen_both.error.kind == "ValueError"
+assert frozen_both.error.message == "optimizer got an empty parameter list"
+assert frozen_both.loss is None and frozen_both.grads_none() == list(helpers.PARAM_NAMES)
 
 # %% [markdown]
 # **5. Freezing is not `no_grad`.** Freezing only changes the flag of the parameters you froze.
@@ -310,9 +315,10 @@ assert out.grad_fn is None and not out.requires_grad
 assert x_in.requires_grad and all(p.requires_grad for p in net.parameters())
 
 # %% [markdown]
-# **6. Freezing is not `eval()`, and `eval()` is not `no_grad`.** `model.eval()` only switches
-# layers like Dropout and BatchNorm to their evaluation behaviour. It does not stop recording:
-# the output still has a `grad_fn` and `backward()` still fills every gradient.
+# **6. Freezing is not `eval()`, and `eval()` is not `no_grad`.** `model.eval()` sets
+# `training=False` on every submodule, which changes the layers that read it (Dropout,
+# BatchNorm, ...). It does not stop recording: the output still has a `grad_fn` and
+# `backward()` still fills every gradient.
 
 # %%
 net = helpers.toy_net()
@@ -320,13 +326,14 @@ net.eval()
 out = net(x)
 helpers.toy_loss(out, y).backward()
 print(f"training: {net.training} | grad_fn: {type(out.grad_fn).__name__}")
+assert not any(m.training for m in net.modules())
 assert out.grad_fn is not None
 assert all(p.grad is not None for p in net.parameters())
 
 # %% [markdown]
 # The other way round, freezing does not touch Dropout: a frozen module in training mode still
-# drops (zeroes) random entries and scales the rest by `1 / (1 - p)`. Only `eval()` turns that
-# off.
+# drops (zeroes) random entries and scales the rest by `1 / (1 - p)`. `eval()` turns that off;
+# freezing does not.
 
 # %%
 torch.manual_seed(0)
@@ -345,9 +352,9 @@ assert torch.equal(in_eval, ones)
 # Evaluation mode and gradient mode are independent switches. Inference code usually wants both:
 # `model.eval()` *and* `with torch.no_grad():`.
 #
-# **7. Freezing and the optimizer.** An optimizer skips any parameter whose `.grad` is `None`;
-# it never looks at `requires_grad`. So a frozen parameter given to the optimizer still does not
-# move, even with momentum and weight decay, as long as its grad stays `None`.
+# **7. Freezing and the optimizer.** SGD skips a parameter whose `.grad` is `None`; it never
+# looks at `requires_grad`. So a parameter frozen before training and given to SGD still does
+# not move, even with momentum and weight decay, as long as its grad stays `None`.
 
 # %%
 net = helpers.toy_net()
@@ -362,8 +369,24 @@ assert net.l1.weight.grad is None
 assert torch.equal(net.l1.weight, l1_before)
 
 # %% [markdown]
-# Still, give the optimizer only the trainable parameters: it says what trains, and it does not
-# depend on the frozen grads staying `None` (the first pitfall below shows when they don't).
+# Every built-in optimizer leaves a parameter frozen before the first step alone. Frozen
+# *mid-training* with grads `None`, one still moves it: LBFGS, whose search direction remembers
+# earlier gradients ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb), section 6,
+# has the whole table).
+
+# %%
+from helpers.optimizers import names_where, survey
+
+optimizers = survey()
+print("move a parameter frozen mid-training (grad None):",
+      names_where(optimizers, "frozen after warm-up, grad None", "moves"))
+assert names_where(optimizers, "frozen from the start, grad None", "moves") == []
+assert names_where(optimizers, "frozen after warm-up, grad None", "moves") == ["LBFGS"]
+
+# %% [markdown]
+# So give the optimizer only the trainable parameters: it says what trains, and it does not
+# depend on the frozen grads staying `None` (the first pitfall below shows when they don't) or
+# on the optimizer skipping them.
 #
 # Leaving a parameter out of the optimizer is not freezing either: autograd still computes its
 # gradient (you pay for it), it just is not applied. To save the work too, also call
@@ -432,8 +455,8 @@ print(f"frozen l1 moved: {moved}")
 assert moved
 
 # %% [markdown]
-# Fix: keep frozen grads `None` (the default `zero_grad()` does), or better, give the optimizer
-# only the parameters that train.
+# Fix: keep frozen grads `None` (the default `zero_grad()` does; enough for SGD here, not for
+# LBFGS), or better, give the optimizer only the parameters that train.
 
 # %%
 moved_none_grads = train_then_freeze_l1(set_to_none=True, only_trainable=False)
@@ -596,8 +619,8 @@ helpers.check("02.3", answer)
 
 # %% [markdown]
 # ## Recap
-# - `requires_grad_(False)` keeps a parameter's `.grad` at `None`; give the optimizer only the
-#   parameters that still train.
+# - `requires_grad_(False)` stops `backward()` writing a parameter's `.grad` (`None` unless it
+#   held one before); give the optimizer only the parameters that still train.
 # - Autograd records an operation only if an input requires grad: a frozen first layer leaves
 #   no trace, a frozen later layer stays in the graph and passes gradients back.
 # - Freezing is neither `no_grad` (other tensors are still tracked) nor `eval()` (Dropout and

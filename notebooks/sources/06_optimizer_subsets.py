@@ -13,9 +13,9 @@
 # %% [markdown]
 # # 06 · Optimizer parameter subsets: what the optimizer moves
 #
-# An optimizer moves only the parameters you give it, and among those it skips one only when
-# its `.grad` is `None`. Leaving a layer out, freezing it and giving it a learning rate of 0
-# are three different things, with different costs and one nasty trap.
+# An optimizer moves only the parameters you give it, and it reads their `.grad`, never their
+# `requires_grad`. Leaving a layer out, freezing it and giving it a learning rate of 0 are
+# three different things, with different costs and one nasty trap.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/06_optimizer_subsets.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/06_optimizer_subsets.ipynb)
@@ -117,9 +117,10 @@ assert not any(p.requires_grad for p in net.l1.parameters())
 # **The scenario every table below runs.** The optimizer (over the parameters `params` names)
 # trains for 3 *warm-up* steps, so momentum and Adam's moments exist. Then the layer meant to
 # stay fixed (`l1`, or `l2` when the optimizer gets only `l1`) is left alone, frozen with
-# `requires_grad_(False)` (grads `None`), or frozen with its grads zeroed (the loop then uses
-# `zero_grad(set_to_none=False)`). Then 3 more steps. **"changed by step" counts only those 3
-# steps.** The extra columns are taken just before the last `optimizer.step()`:
+# `requires_grad_(False)` and its grads cleared (`p.grad = None`), or frozen with its grads
+# zeroed (the loop then uses `zero_grad(set_to_none=False)`). Then 3 more steps.
+# **"changed by step" counts only those 3 steps.** The extra columns are taken just before the
+# last `optimizer.step()`:
 # - `optimizer`: the learning rate the optimizer uses for the parameter, or "not held";
 # - `optimizer state`: what the optimizer keeps for it (`momentum_buffer`, Adam's `exp_avg`,
 #   `exp_avg_sq`);
@@ -153,7 +154,8 @@ print({name: head.params[name].changed for name in helpers.PARAM_NAMES})
 # ## Explorer
 # Three controls: which parameters the optimizer gets, which optimizer, and what happens to the
 # layer meant to stay fixed. Try this: set `params` to *all parameters* and `excluded` to
-# *frozen, grads zeroed*, then click through the optimizers. Watch `changed by step` for `l1`.
+# *requires_grad_(False); p.grad.zero_()*, then click through the optimizers. Watch
+# `changed by step` for `l1`.
 
 # %%
 helpers.explore("optimizer_subsets")
@@ -221,15 +223,28 @@ assert head.params["l1.weight"].extra["grad before step"] == "values (6 passes)"
 assert head.params["l2.weight"].extra["grad before step"] == "values (1 pass)"
 
 # %% [markdown]
-# **3. Freezing as well saves the work.** With `l1.requires_grad_(False)` the body's grad stays
-# `None`, and because `l1` is the first layer (its input `x` does not require grad), none of its
-# operations are recorded: its parameters are "not in graph" and backward never visits them.
+# **3. Freezing as well saves the work.** `l1.requires_grad_(False)` stops `backward()` from
+# writing to the body's grads, and because `l1` is the first layer (its input `x` does not
+# require grad), none of its operations are recorded: its parameters are "not in graph" and
+# backward never visits them. Freezing does not clear a grad the body already holds (here, 3
+# warm-up passes): the explorer's `frozen` choice also sets `p.grad = None`, and from then on
+# the grad stays `None`.
 
 # %%
 frozen_body = helpers.run("optimizer_subsets", params="l2", excluded="frozen")
 helpers.draw(frozen_body, beside=control)
 
 # %%
+net = helpers.toy_net()
+helpers.toy_loss(net(x), y).backward()     # the body left out: its grad fills up
+net.l1.requires_grad_(False)
+print("after requires_grad_(False), l1.weight.grad is None:", net.l1.weight.grad is None)
+assert net.l1.weight.grad is not None      # freezing kept the old grad...
+for p in net.l1.parameters():
+    p.grad = None                          # ...so the frozen choice clears it too
+helpers.toy_loss(net(x), y).backward()
+assert net.l1.weight.grad is None          # and backward() leaves it None
+
 outline = repr(helpers.draw(frozen_body))
 print(outline)
 assert "l1.weight (3, 4) grad: None (not in graph)" in outline
@@ -251,9 +266,8 @@ assert frozen_head.params["l1.weight"].changed and not frozen_head.params["l2.we
 helpers.grad_table(frozen_head)
 
 # %% [markdown]
-# **4. Optimizers look at `.grad`, never at `requires_grad`.** An optimizer skips a parameter
-# whose `.grad` is `None`. A frozen parameter that somehow has a gradient is updated like any
-# other, here by plain SGD.
+# **4. Optimizers look at `.grad`, never at `requires_grad`.** A frozen parameter that somehow
+# has a gradient is updated like any other, here by plain SGD.
 
 # %%
 w = torch.nn.Parameter(torch.ones(3))
@@ -266,6 +280,19 @@ print("requires_grad:", w.requires_grad, "| value after the step:",
 assert not w.requires_grad and torch.allclose(w, torch.full((3,), 0.9))
 
 # %% [markdown]
+# Not only SGD: every optimizer `torch.optim` exports (found by the helper, so one added in a
+# later PyTorch is checked too) moves a parameter with the same `.grad` by exactly the same
+# amount whether `requires_grad` is `True` or `False`. Section 6 shows the whole table.
+
+# %%
+from helpers.optimizers import builtin_optimizers, names_where, survey
+
+optimizers = survey()
+print(f"{len(builtin_optimizers())} optimizers; requires_grad ignored by:",
+      names_where(optimizers, "requires_grad ignored", "yes"))
+assert names_where(optimizers, "requires_grad ignored", "yes") == list(builtin_optimizers())
+
+# %% [markdown]
 # **5. The trap: zeros are not `None`.** If a frozen parameter's grad is a tensor of zeros,
 # the optimizer does not skip it. Plain SGD then moves it by `lr * 0`, which is nothing. But:
 # - SGD with momentum moves it by the velocity it built up before the freeze;
@@ -273,7 +300,7 @@ assert not w.requires_grad and torch.allclose(w, torch.full((3,), 0.9))
 # - weight decay (SGD's, Adam's or AdamW's) moves it on every step, zero gradient or not.
 #
 # The table rows with `params=all` and `excluded=zeros` show it: the frozen `l1` moves under
-# every optimizer except plain SGD.
+# each of the explorer's optimizers except plain SGD.
 
 # %%
 moved = {kind: helpers.run("optimizer_subsets", params="all", optimizer=kind,
@@ -374,10 +401,10 @@ print("\n".join(lines))
 assert torch.equal(after, start) and len(state) == 0
 
 # %% [markdown]
-# **6. With grads `None`, every optimizer skips the frozen parameter, and its state survives.**
-# Freezing does not delete what the optimizer stored. While the grad is `None` the state is not
-# touched at all: Adam's `exp_avg` and step count for `l1` stay as the warm-up left them, ready
-# to be used again if you unfreeze (and to bite if the grad ever becomes zeros).
+# **6. With grads `None`, Adam skips the frozen parameter, and its state survives.**
+# Freezing does not delete what the optimizer stored. While the grad is `None` Adam does not
+# touch the state at all: its `exp_avg` and step count for `l1` stay as the warm-up left them,
+# ready to be used again if you unfreeze (and to bite if the grad ever becomes zeros).
 
 # %%
 net = helpers.toy_net()
@@ -400,10 +427,33 @@ assert torch.equal(optimizer.state[net.l1.weight]["exp_avg"], kept)
 assert (steps_l1, steps_l2) == (3, 6)
 
 # %% [markdown]
-# **7. A learning rate of 0 stops the update, not the work.** In the `lr0` rows the body stays
-# in the optimizer with `lr=0`. It gets gradients every step and the optimizer keeps state for
-# it, but it never moves, even under AdamW: decoupled weight decay is scaled by the
-# learning rate too (`p *= 1 - lr * weight_decay`).
+# **Every built-in optimizer but one leaves a parameter with a `None` grad alone.** The table
+# runs each optimizer
+# `torch.optim` exports, with its default options, through this notebook's scenario: 3 steps
+# on the whole toy net, freeze `l1`, 3 more steps, and asks whether `l1` moved. With grads
+# `None`, only **LBFGS** moves it. LBFGS keeps one search direction over all its parameters,
+# built from the gradients of earlier steps; a `None` grad counts as zeros there, and the
+# remembered direction still moves `l1`. A parameter frozen before the first step has no such
+# history, and no optimizer moves it. With zero grads, several move it, among them Adam,
+# AdamW and LBFGS (section 5 shows why); plain SGD does not. The `lr=0` column belongs to
+# section 7.
+#
+# Fix for LBFGS (and the safe habit for all): keep frozen parameters out of the optimizer.
+
+# %%
+none_movers = names_where(optimizers, "frozen after warm-up, grad None", "moves")
+zero_movers = names_where(optimizers, "frozen after warm-up, grad zeros", "moves")
+assert none_movers == ["LBFGS"]
+assert names_where(optimizers, "frozen from the start, grad None", "moves") == []
+assert {"Adam", "AdamW", "LBFGS"} <= set(zero_movers) and "SGD" not in zero_movers
+optimizers
+
+# %% [markdown]
+# **7. A learning rate of 0 stops the update (not the work), except in Rprop.** In the `lr0`
+# rows the body stays in the optimizer with `lr=0`. It gets gradients every step and the
+# optimizer keeps state for it, but it does not move under the explorer's four optimizers,
+# even AdamW: decoupled weight decay is scaled by the learning rate too
+# (`p *= 1 - lr * weight_decay`).
 
 # %%
 lr0 = helpers.run("optimizer_subsets", params="lr0", optimizer="adamw", excluded="alone")
@@ -418,6 +468,19 @@ for kind in ("sgd", "momentum", "adam", "adamw"):
 assert lr0.params["l1.weight"].extra["optimizer"] == "lr 0"
 assert lr0.params["l1.weight"].extra["optimizer state"] == "exp_avg, exp_avg_sq"
 assert lr0.params["l1.weight"].grad == "values"
+
+# %% [markdown]
+# Over every built-in optimizer (the `lr=0` column of the table in section 6): `lr=0` holds the
+# parameters still in all of them but **Rprop**, which clamps its per-weight step size to at
+# least `1e-6` and so still moves; `SparseAdam` refuses `lr=0` outright.
+
+# %%
+lr0_column = dict(zip(optimizers.column("optimizer"), optimizers.column("lr=0")))
+print({name: cell for name, cell in lr0_column.items() if cell != "stays"})
+assert names_where(optimizers, "lr=0", "moves") == ["Rprop"]
+assert all(cell in ("stays", "moves") or cell.startswith("refuses")
+           for cell in lr0_column.values())
+assert lr0_column["SparseAdam"] == "refuses: Invalid learning rate: 0.0"
 
 # %% [markdown]
 # ## Pitfalls
@@ -450,8 +513,9 @@ print(f"largest change of the frozen l1.weight: {drift:.4f}")
 assert drift > 0
 
 # %% [markdown]
-# Fix: keep the default `zero_grad()` (grads become `None`, every optimizer skips them), or
-# give the optimizer only what still trains. Either one alone is enough.
+# Fix: give the optimizer only what still trains, or keep the default `zero_grad()` (grads
+# become `None`, which every built-in optimizer but LBFGS leaves alone). With AdamW either one
+# alone is enough.
 
 # %%
 fixed_by_none = fine_tune(set_to_none=True, fresh_optimizer=False)
@@ -540,7 +604,8 @@ assert net.l1.weight.grad is None
 #
 # **Discriminative learning rates.** Fine-tune the whole model, but the body with a smaller
 # learning rate than the head (one parameter group per part). An `lr` of 0 holds a group still
-# while keeping it in the optimizer, for example until a schedule raises it.
+# while keeping it in the optimizer (in every built-in optimizer but Rprop, section 7), for
+# example until a schedule raises it.
 
 # %%
 net = helpers.toy_net()
@@ -620,12 +685,12 @@ helpers.check("06.3", answer)
 
 # %% [markdown]
 # ## Recap
-# - An optimizer moves only what it holds, and skips a parameter only when its `.grad` is
-#   `None`; it never reads `requires_grad`.
+# - An optimizer moves only what it holds and never reads `requires_grad`; every built-in one
+#   but LBFGS leaves a parameter whose `.grad` is `None` alone.
 # - Left out of the optimizer, a parameter still gets its gradient computed, and the grad piles
 #   up (`optimizer.zero_grad()` does not clear it); `requires_grad_(False)` saves the work.
-# - A frozen parameter with zero grads is moved by momentum, Adam and weight decay: freeze with
-#   grads `None` (the default `zero_grad()`), or keep it out of the optimizer.
+# - A frozen parameter with zero grads is moved by momentum, Adam and weight decay: keep it
+#   out of the optimizer, or (not with LBFGS) freeze with grads `None`.
 #
 # ## Further reading
 # - [`torch.optim`: per-parameter options](https://pytorch.org/docs/stable/optim.html#per-parameter-options)

@@ -93,7 +93,7 @@ helpers.draw(control)
 # %%
 helpers.predict("manual_grad_edits", edit="set_none", layer="l1", how="direct",
                 why="backward() filled all four grads; the loop then set l1's to None. "
-                    "optimizer.step() skips a parameter whose .grad is None, so l1 does not "
+                    "SGD's step() skips a parameter whose .grad is None, so l1 does not "
                     "move, and l2 takes its usual step.")
 
 # %% [markdown]
@@ -191,23 +191,32 @@ helpers.explore("manual_grad_edits")
 
 # %% [markdown]
 # ## Truth table
-# Every edit, on `l1`, `l2` or both, done each of the three ways: 54 rows, and none raises.
+# Every edit, on `l1`, `l2` or both, done each of the three ways: 45 rows, and none raises.
 # (A layer's state here depends only on the edit made to that layer, so the `l1` and `l2` rows
-# also tell you what a mix of two different edits would show.)
+# also tell you what a mix of two different edits would show. There is no "no edit" row: with
+# no edit, `layer` and `how` would change nothing; that step is the plain step drawn above.)
 # Three rows are worth finding first: `set_none` with `hook` gives `values`, not `None`.
 
 # %%
 table = helpers.truth_table("manual_grad_edits")
-assert len(table.rows) == 6 * 3 * 3 == 54
+assert len(table.rows) == 5 * 3 * 3 == 45
 assert not any(row[-1] for row in table.rows)  # the error column is empty
 table
 
 # %% [markdown]
 # The truth table shows only *states*. Scale, clip and mask all leave `values`; the norms tell
-# them apart. Here each edit and each way, on both layers, before the step:
+# them apart. Here each edit and each way, on both layers, before the step. For zero, scale
+# and mask the three ways give the same gradients; `set_none` and `clip` are where they differ.
 
 # %%
-edit_norms("both")
+norms = edit_norms("both")
+by_edit = {}
+for row in norms.rows:
+    by_edit.setdefault(row[0], []).append(row[2:])
+assert all(ways[0] == ways[1] == ways[2] for edit, ways in by_edit.items()
+           if edit in ("zero", "scale", "mask"))
+assert all(len({tuple(w) for w in by_edit[edit]}) > 1 for edit in ("set_none", "clip"))
+norms
 
 # %% [markdown]
 # ## What happened and why
@@ -223,10 +232,11 @@ helpers.draw(dropped, beside=control)
 
 # %% [markdown]
 # **`zero_()` and `= None` both stop plain SGD from moving a parameter, for different reasons.**
-# With zeros, SGD computes `p - lr * 0`. With `None`, every optimizer skips the parameter.
-# They differ once weight decay or momentum from earlier steps is involved: with zeros, those
-# still move the parameter; with `None`, nothing does
-# ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)).
+# With zeros, SGD computes `p - lr * 0`. With `None`, SGD skips the parameter. They differ once
+# weight decay or momentum from earlier steps is involved: with zeros, those still move the
+# parameter; with `None`, SGD leaves it alone. Of the other built-in optimizers, all but LBFGS
+# leave a parameter with a `None` grad alone too
+# ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb), section 6).
 
 # %%
 zeroed = helpers.run("manual_grad_edits", edit="zero", layer="l1", how="direct")
@@ -235,6 +245,15 @@ for name in ("l1.weight", "l1.bias"):
     assert zeroed.params[name].grad == "zeros" and not zeroed.params[name].changed
     assert dropped.params[name].grad == "None" and not dropped.params[name].changed
 assert zeroed.params["l2.weight"].changed and dropped.params["l2.weight"].changed
+
+moved = {}                                 # SGD with weight decay: zeros move, None does not
+for grad in (torch.zeros(3), None):
+    p = nn.Parameter(torch.ones(3))
+    p.grad = grad
+    torch.optim.SGD([p], lr=0.1, weight_decay=0.01).step()
+    moved["zeros" if grad is not None else "None"] = not torch.equal(p.detach(), torch.ones(3))
+print("SGD with weight_decay moved the parameter:", moved)
+assert moved == {"zeros": True, "None": False}
 
 # %% [markdown]
 # **A tensor hook cannot set `.grad` to `None`.** A hook registered with `register_hook`
@@ -445,7 +464,7 @@ else:
     raise AssertionError("expected a TypeError")
 
 # %% [markdown]
-# Fix: skip them, as every optimizer does.
+# Fix: skip them, as SGD does.
 
 # %%
 l1_bias = net.l1.bias.detach().clone()
@@ -733,8 +752,8 @@ helpers.check("07.3", answer)
 # %% [markdown]
 # ## Recap
 # - Gradient edits go between `backward()` and `step()`: zeros still reach the optimizer,
-#   `None` makes it skip the parameter; `clip_grad_norm_` skips `None` and returns the norm
-#   before clipping.
+#   `None` makes every built-in optimizer but LBFGS leave it alone; `clip_grad_norm_` skips
+#   `None` and returns the norm before clipping.
 # - `register_hook` replaces the incoming gradient (returning `None` keeps it, so it cannot
 #   drop `.grad`); `register_post_accumulate_grad_hook` edits `.grad` after accumulation and
 #   must return `None`. A hook sees one tensor: it cannot clip by a global norm.
