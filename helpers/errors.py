@@ -18,8 +18,13 @@ EXPLANATIONS = [
      "A parameter that requires grad was updated in place while autograd was recording. "
      "Wrap manual updates in torch.no_grad()."),
     ("Trying to backward through the graph a second time",
-     "backward() frees the graph's saved tensors. A second backward through the same graph "
-     "needs retain_graph=True on the first, or a fresh forward pass."),
+     "This backward ran into a part of the graph that an earlier backward already freed. "
+     "Usually a tensor carries history it should not: a hidden state carried across chunks, "
+     "a GAN's fake or an actor's action reused in a second loss. Fix that first: detach() it "
+     "where its history should stop. retain_graph=True on the first backward is the fix only "
+     "when two backward passes through one graph are really meant; where a detach() is "
+     "missing it hides the bug, leaving gradients that should not exist (or a version error "
+     "after a step)."),
     ("grad can be implicitly created only for scalar outputs",
      "backward() on a tensor with more than one element needs a gradient argument."),
     ("Inplace update to inference tensor outside InferenceMode",
@@ -29,6 +34,10 @@ EXPLANATIONS = [
      "A register_post_accumulate_grad_hook function edits p.grad in place and must return "
      "None. A lambda like `lambda p: p.grad.mul_(0.5)` returns the tensor mul_ gives back; "
      "write a def without a return."),
+    ("optimizer got an empty parameter list",
+     "The optimizer was given no parameters: every parameter is frozen, so the list of "
+     "trainable ones is empty. Leave something to train; for evaluation only, use eval() and "
+     "torch.no_grad() without an optimizer."),
 ]
 
 

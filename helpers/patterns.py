@@ -1,4 +1,4 @@
-"""Gradient flow in real training code: eight small runnable patterns (notebook 09_patterns).
+"""Gradient flow in real training code: nine small runnable patterns (notebook 09_patterns).
 
 Each pattern is one training step of a few tiny models, written as real code would write it,
 with a rule about where gradients may flow: a *guarded* tensor (usually a loss) whose graph must
@@ -35,6 +35,7 @@ LEARNING_RATE = 0.1
 EMA_DECAY = 0.9
 TEMPERATURE = 2.0
 SEQUENCE_LENGTH, CHUNK = 4, 2
+GAMMA, TAU, DDPG_UPDATES = 0.9, 0.1, 2
 CORRECT = "correct"  # the variant without a mistake (a Dropdown cannot hold None as a value)
 
 
@@ -499,50 +500,81 @@ def gan(holder, mistake):
     g_opt.step()
 
 
-# --- 6. DDPG-style actor-critic ------------------------------------------------------------
+# --- 6. DDPG ------------------------------------------------------------------------------
 
-def actor_critic_parts(seed=SEED):
-    """An actor Linear(3 -> 1) (tanh on top), a critic Linear(4 -> 1), states, returns."""
+def ddpg_parts(seed=SEED):
+    """DDPG's four networks and two replay batches.
+
+    An actor Linear(3 -> 1) (tanh on top), a critic Linear(4 -> 1) of (state, action), their
+    target copies (plain ``deepcopy``: their parameters require grad), and two batches from a
+    replay buffer, each ``(states, actions, rewards, next_states)``.
+    """
     torch.manual_seed(seed)
-    actor = nn.Linear(3, 1)
-    critic = nn.Linear(4, 1)
+    actor, critic = nn.Linear(3, 1), nn.Linear(4, 1)
+    actor_target, critic_target = copy.deepcopy(actor), copy.deepcopy(critic)
     g = torch.Generator().manual_seed(seed)
-    states = torch.randn(8, 3, generator=g)
-    returns = torch.randn(8, 1, generator=g)
-    return actor, critic, states, returns
+    batches = [(torch.randn(8, 3, generator=g), torch.rand(8, 1, generator=g) * 2 - 1,
+                torch.randn(8, 1, generator=g), torch.randn(8, 3, generator=g))
+               for _ in range(DDPG_UPDATES)]
+    return actor, critic, actor_target, critic_target, batches
 
 
-@pattern("actor_critic", "A DDPG-style actor-critic update", guarded="critic_loss",
-         must_reach=["critic"], must_not_reach=["actor"],
-         mistakes={"no_detach": "critic trained on the actor's action without detach()",
-                   "no_clear": "critic's grads not cleared after the actor's step"},
-         summary="The actor's backward goes through the critic and leaves gradients on it: "
-                 "clear them before the critic's update. The critic's loss uses the action "
-                 "detached, so it does not reach the actor.")
-def actor_critic(holder, mistake):
-    actor, critic, states, returns = actor_critic_parts()
-    rec = holder["rec"] = Recorder({"actor": actor, "critic": critic})
+def ddpg_target(critic_target, actor_target, rewards, next_states, gamma=GAMMA):
+    """The critic's regression target r + gamma * Q'(s', mu'(s')) (call it under no_grad)."""
+    next_actions = torch.tanh(actor_target(next_states))
+    return rewards + gamma * critic_target(torch.cat([next_states, next_actions], 1))
+
+
+@pattern("ddpg", "A DDPG update (critic, then actor, on replay batches)",
+         guarded="critic_loss", must_reach=["critic"],
+         must_not_reach=["actor", "actor_target", "critic_target"],
+         mistakes={"zero_after_step": "each optimizer clears its grads after its step",
+                   "target_graph": "target built without torch.no_grad() (targets not frozen)"},
+         summary="The critic regresses Q(s, a) for replay-buffer actions on a target built "
+                 "under torch.no_grad(); the actor's loss -Q(s, actor(s)) also fills the "
+                 "critic's .grad, so each optimizer clears its grads just before its own "
+                 "backward. Cleared after the step instead, the critic's next update adds the "
+                 "actor's leftovers; a target with a graph makes backward run through both "
+                 "target networks, whose .grad piles up.")
+def ddpg(holder, mistake):
+    actor, critic, actor_target, critic_target, batches = ddpg_parts()
+    rec = holder["rec"] = Recorder({"actor": actor, "critic": critic,
+                                    "actor_target": actor_target,
+                                    "critic_target": critic_target})
     actor_opt = rec.optimizers["actor_opt"] = _sgd(actor)
     critic_opt = rec.optimizers["critic_opt"] = _sgd(critic)
-    action = torch.tanh(actor(states))
-    # actor step: move the action towards a higher Q
-    actor_opt.zero_grad()
-    actor_loss = -critic(torch.cat([states, action], 1)).mean()
-    actor_loss.backward()                        # fills the actor's AND the critic's .grad
-    actor_opt.step()
-    rec.facts["critic grad after the actor's step"] = grad_state(critic.weight.grad)
-    # critic step: regress Q(s, a) on the returns
-    if mistake != "no_clear":
-        critic_opt.zero_grad()
-    rec.facts["critic grad before its backward"] = grad_state(critic.weight.grad)
-    rec.checks["the critic's grads are clear before its backward"] = all(
-        p.grad is None for p in critic.parameters())
-    action_in = action if mistake == "no_detach" else action.detach()
-    critic_loss = F.mse_loss(critic(torch.cat([states, action_in], 1)), returns)
-    rec.guard(critic_loss)
-    critic_loss.backward()
-    rec.snapshot()
-    critic_opt.step()
+    for states, actions, rewards, next_states in batches:
+        # critic update: regress Q(s, a) of the buffer's actions on a fixed target
+        with torch.set_grad_enabled(mistake == "target_graph"):    # correct: no_grad
+            target = ddpg_target(critic_target, actor_target, rewards, next_states)
+        if mistake != "zero_after_step":
+            critic_opt.zero_grad()
+        rec.facts["critic grad before its backward"] = grad_state(critic.weight.grad)
+        critic_loss = F.mse_loss(critic(torch.cat([states, actions], 1)), target)
+        rec.guard(critic_loss)
+        own = torch.autograd.grad(critic_loss, list(critic.parameters()), retain_graph=True)
+        critic_loss.backward()
+        rec.snapshot()
+        key = "the critic's gradient is its own loss's alone"
+        rec.checks[key] = rec.checks.get(key, True) and all(
+            torch.allclose(p.grad, g) for p, g in zip(critic.parameters(), own))
+        critic_opt.step()
+        if mistake == "zero_after_step":
+            critic_opt.zero_grad()
+        # actor update: move the actor's action towards a higher Q
+        if mistake != "zero_after_step":
+            actor_opt.zero_grad()
+        actor_loss = -critic(torch.cat([states, torch.tanh(actor(states))], 1)).mean()
+        actor_loss.backward()                    # fills the actor's AND the critic's .grad
+        actor_opt.step()
+        if mistake == "zero_after_step":
+            actor_opt.zero_grad()
+        rec.facts["critic grad after the actor's step"] = grad_state(critic.weight.grad)
+        # soft update of the target networks, under no_grad (like the EMA of pattern 3)
+        with torch.no_grad():
+            for net, copy_ in ((actor, actor_target), (critic, critic_target)):
+                for p, t in zip(net.parameters(), copy_.parameters()):
+                    t.mul_(1 - TAU).add_(p, alpha=TAU)
 
 
 # --- 7. Shared trunk, two heads ------------------------------------------------------------
@@ -617,6 +649,54 @@ def stopped_branch(holder, mistake):
     loss.backward()
     rec.snapshot()
     optimizer.step()
+
+
+# --- 9. An on-policy actor-critic (critic on the live action) ----------------------------
+
+def actor_critic_parts(seed=SEED):
+    """An actor Linear(3 -> 1) (tanh on top), a critic Linear(4 -> 1), states, returns."""
+    torch.manual_seed(seed)
+    actor = nn.Linear(3, 1)
+    critic = nn.Linear(4, 1)
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(8, 3, generator=g)
+    returns = torch.randn(8, 1, generator=g)
+    return actor, critic, states, returns
+
+
+@pattern("actor_critic", "An on-policy actor-critic update (critic on the live action)",
+         guarded="critic_loss",
+         must_reach=["critic"], must_not_reach=["actor"],
+         mistakes={"no_detach": "critic trained on the actor's action without detach()",
+                   "no_clear": "critic's grads not cleared after the actor's step"},
+         summary="On-policy: the critic learns Q of the action the actor just produced. The "
+                 "actor's backward goes through the critic and leaves gradients on it: clear "
+                 "them before the critic's update. The critic's loss uses that action "
+                 "detached, so it does not reach the actor.")
+def actor_critic(holder, mistake):
+    actor, critic, states, returns = actor_critic_parts()
+    rec = holder["rec"] = Recorder({"actor": actor, "critic": critic})
+    actor_opt = rec.optimizers["actor_opt"] = _sgd(actor)
+    critic_opt = rec.optimizers["critic_opt"] = _sgd(critic)
+    action = torch.tanh(actor(states))
+    # actor step: move the action towards a higher Q
+    actor_opt.zero_grad()
+    actor_loss = -critic(torch.cat([states, action], 1)).mean()
+    actor_loss.backward()                        # fills the actor's AND the critic's .grad
+    actor_opt.step()
+    rec.facts["critic grad after the actor's step"] = grad_state(critic.weight.grad)
+    # critic step: regress Q(s, a) on the returns
+    if mistake != "no_clear":
+        critic_opt.zero_grad()
+    rec.facts["critic grad before its backward"] = grad_state(critic.weight.grad)
+    rec.checks["the critic's grads are clear before its backward"] = all(
+        p.grad is None for p in critic.parameters())
+    action_in = action if mistake == "no_detach" else action.detach()
+    critic_loss = F.mse_loss(critic(torch.cat([states, action_in], 1)), returns)
+    rec.guard(critic_loss)
+    critic_loss.backward()
+    rec.snapshot()
+    critic_opt.step()
 
 
 # --- Views: a predict-first quiz and an explorer -------------------------------------------
@@ -817,7 +897,10 @@ def tbptt_answer():
 
 @exercise("09.4", why="Gradients are computed for every parameter that requires grad and is in "
                       "the graph, whether or not an optimizer holds it: the backbone's .grad is "
-                      "filled too (and not used). Only requires_grad_(False) saves that work.")
+                      "filled too (and not used). Three ways save that work: "
+                      "backbone.requires_grad_(False), running the backbone under "
+                      "torch.no_grad(), or head(backbone(x).detach()); the first two also skip "
+                      "recording the backbone's forward.")
 def optimizer_only_answer():
     backbone, head, x, labels = transfer_parts()
     F.cross_entropy(head(backbone(x)), labels).backward()

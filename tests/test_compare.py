@@ -13,7 +13,7 @@ from torch import nn
 
 import helpers
 from helpers import compare
-from helpers.registry import MECHANISMS
+from helpers.registry import MECHANISMS, Mechanism
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("l1.weight", "l1.bias", "l2.weight", "l2.bias")
@@ -115,10 +115,23 @@ def test_only_the_last_forward_of_a_step_is_counted():
 def test_rows_come_from_the_registry():
     labels = compare.matrix().column("mechanism")
     defaults = {label for label in labels if "(" not in label and label != "model.eval()"}
-    assert defaults == set(MECHANISMS) - {"playground"}
+    compared = {name for name, m in MECHANISMS.items() if m.in_comparison}
+    assert defaults == compared - {"playground"}
     assert labels[0] == "control" and labels[-1] == "model.eval()"
     for name, variants in compare.VARIANTS.items():
         assert len([lb for lb in labels if lb.startswith(name + " (")]) == len(variants)
+
+
+def test_only_mechanisms_in_the_comparison_get_rows():
+    inside = Mechanism(name="test-switch", title="t", step=lambda ctx: None, notebook="99_x")
+    outside = Mechanism(name="test-explorer", title="t", step=lambda ctx: None,
+                        notebook="99_x", in_comparison=False)
+    MECHANISMS.update({inside.name: inside, outside.name: outside})
+    try:
+        names = [row.mechanism for row in compare.rows()]
+    finally:
+        del MECHANISMS[inside.name], MECHANISMS[outside.name]
+    assert inside.name in names and outside.name not in names
 
 
 def test_moves_and_errors_match_the_registry_outcomes():

@@ -123,6 +123,24 @@ def test_unexplained_errors_still_get_a_sentence():
     assert caught.message == "something new" and caught.explanation
 
 
+def test_second_backward_explanation_says_detach_before_retain_graph():
+    # The usual cause is a missing detach() (GAN, actor-critic, truncated BPTT), where
+    # retain_graph=True would hide the bug: the explanation must lead with detach().
+    from helpers.errors import explain
+
+    w = torch.ones(2, requires_grad=True)
+    h = w * w                                  # saves w for backward
+    h.sum().backward()                         # frees it
+    with pytest.raises(RuntimeError) as info:
+        (2 * h).sum().backward()               # back through h's freed graph
+    caught = explain(info.value)
+    assert "backward through the graph a second time" in caught.message
+    text = caught.explanation
+    assert "detach()" in text and "retain_graph=True" in text
+    assert text.index("detach()") < text.index("retain_graph=True")
+    assert "only when two backward passes through one graph are really meant" in text
+
+
 def test_grad_table_text_and_html_mark_none():
     def half_frozen(ctx):
         ctx.net.l1.requires_grad_(False)

@@ -157,3 +157,21 @@ def test_exercise_03_3():
 
 def test_exercises_registered():
     assert {"03.1", "03.2", "03.3"} <= set(EXERCISES)
+
+
+def test_a_cut_stops_one_path_not_the_layers_before_it():
+    # l1 is computed before the cut, but its output also reaches the loss without a cut:
+    # it gets exactly the gradient of that other path.
+    net = toy_net()
+    x, y = toy_batch()
+    h = net.l1(x)
+    loss = toy_loss(net.l2(torch.relu(h.detach())), y) + h.pow(2).mean()
+    loss.backward()
+    other_path = torch.autograd.grad(net.l1(x).pow(2).mean(), net.l1.weight)[0]
+    assert torch.equal(net.l1.weight.grad, other_path)
+    # So the texts must not promise that everything before a cut gets no gradient.
+    mechanism = helpers.get_mechanism("detach")
+    module_doc = helpers.mechanisms.detach.__doc__
+    for text in (mechanism.summary, module_doc):
+        assert "everything computed before the cut gets no gradient" not in text
+        assert "other path" in text or "another way" in text

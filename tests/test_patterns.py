@@ -4,6 +4,7 @@ Every expectation here is computed with plain torch code in the test, never by c
 helper under test.
 """
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -293,6 +294,85 @@ def test_actor_critic_without_detach_reaches_actor_and_raises():
     assert "backward through the graph a second time" in result.error.message
 
 
+# --- 6. DDPG ------------------------------------------------------------------------------
+
+def plain_ddpg(clear_before_backward=True, target_no_grad=True):
+    """Two DDPG updates written out; returns the networks, the critic's .grad just after each
+    of its backward passes, its own loss's gradient each time, and what each actor backward
+    left in the critic's .grad."""
+    torch.manual_seed(0)
+    actor, critic = nn.Linear(3, 1), nn.Linear(4, 1)
+    actor_t, critic_t = copy.deepcopy(actor), copy.deepcopy(critic)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 3, generator=g), torch.rand(8, 1, generator=g) * 2 - 1,
+                torch.randn(8, 1, generator=g), torch.randn(8, 3, generator=g))
+               for _ in range(2)]
+    seen, own, left = [], [], []
+    for s, a, r, s2 in batches:
+        with torch.no_grad() if target_no_grad else contextlib.nullcontext():
+            y = r + 0.9 * critic_t(torch.cat([s2, torch.tanh(actor_t(s2))], 1))
+        if clear_before_backward:
+            critic.zero_grad()
+        loss = ((critic(torch.cat([s, a], 1)) - y) ** 2).mean()
+        own.append(torch.autograd.grad(loss, critic.weight, retain_graph=True)[0])
+        loss.backward()
+        seen.append(critic.weight.grad.clone())
+        sgd(critic.parameters())
+        if not clear_before_backward:
+            critic.zero_grad()
+        if clear_before_backward:
+            actor.zero_grad()
+        before = critic.weight.grad
+        before = torch.zeros_like(critic.weight) if before is None else before.clone()
+        (-critic(torch.cat([s, torch.tanh(actor(s))], 1)).mean()).backward()
+        left.append(critic.weight.grad - before)
+        sgd(actor.parameters())
+        if not clear_before_backward:
+            actor.zero_grad()
+        with torch.no_grad():
+            for net, t_net in ((actor, actor_t), (critic, critic_t)):
+                for p, t in zip(net.parameters(), t_net.parameters()):
+                    t.copy_(0.9 * t + 0.1 * p)
+    return (actor, critic, actor_t, critic_t), seen, own, left
+
+
+def test_ddpg_matches_plain_loop():
+    nets, seen, own, _ = plain_ddpg()
+    result = patterns.run_pattern("ddpg")
+    for name, net in zip(["actor", "critic", "actor_target", "critic_target"], nets):
+        assert_same_params(result.models[name], net)
+    assert all(torch.allclose(a, b) for a, b in zip(seen, own))
+    assert result.reached == {"critic.weight", "critic.bias"}
+    assert result.facts["critic grad after the actor's step"] == "values"
+    assert result.facts["critic grad before its backward"] == "None"
+
+
+def test_ddpg_zero_after_step_adds_the_actors_leftovers_to_the_critic():
+    nets, seen, own, left = plain_ddpg(clear_before_backward=False)
+    result = patterns.run_pattern("ddpg", "zero_after_step")
+    assert_same_params(result.models["critic"], nets[1])
+    assert torch.allclose(seen[0], own[0])           # first update: nothing left over yet
+    assert not torch.allclose(seen[1], own[1])       # second: the actor's step left grads
+    assert torch.allclose(seen[1], own[1] + left[0])  # exactly those, added
+    assert result.error is None and not result.ok
+    assert not result.checks["the critic's gradient is its own loss's alone"]
+    correct = patterns.run_pattern("ddpg")
+    assert not torch.allclose(result.models["critic"].weight, correct.models["critic"].weight)
+
+
+def test_ddpg_target_graph_reaches_the_targets_only():
+    nets, _, _, _ = plain_ddpg(target_no_grad=False)
+    result = patterns.run_pattern("ddpg", "target_graph")
+    correct = patterns.run_pattern("ddpg")
+    for name in ("actor", "critic"):                  # same updates as the correct step ...
+        assert_same_params(result.models[name], correct.models[name])
+    assert all(p.grad is not None for p in nets[2].parameters())   # ... plus target grads
+    assert result.reached == {"critic.weight", "critic.bias", "actor_target.weight",
+                              "actor_target.bias", "critic_target.weight", "critic_target.bias"}
+    assert result.models["actor_target"].weight.grad is not None   # and nothing clears it
+    assert result.grads["actor.weight"] == correct.grads["actor.weight"]
+
+
 # --- 7. shared trunk -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("mistake", [None, "no_detach"])
@@ -432,6 +512,29 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
     assert not helpers.check("09.4", {"head.weight", "head.bias"})
     assert "Not answered yet" in repr(helpers.check("09.4", ...))
     assert {"09.1", "09.2", "09.3", "09.4"} <= set(EXERCISES)
+
+
+@pytest.mark.parametrize("way", ["freeze", "no_grad", "detach"])
+def test_09_4_every_way_that_saves_the_backbones_gradient_work(way):
+    backbone, head, x, labels = plain_transfer()
+    if way == "freeze":
+        backbone.requires_grad_(False)
+    with torch.no_grad() if way == "no_grad" else contextlib.nullcontext():
+        out = backbone(x)
+    recorded = out.grad_fn is not None
+    features = out.detach() if way == "detach" else out
+    loss = F.cross_entropy(head(features), labels)
+    # the backbone is out of the loss's graph: backward computes nothing for it
+    assert patterns.reached_by(loss, dict(backbone.named_parameters())) == set()
+    loss.backward()
+    assert all(p.grad is None for p in backbone.parameters())
+    assert all(p.grad is not None for p in head.parameters())
+    # the forward still recorded the backbone with detach(), not with freezing or no_grad
+    assert recorded == (way == "detach")
+    why = EXERCISES["09.4"].why
+    assert "Only requires_grad_(False)" not in why
+    assert {"freeze": "requires_grad_(False)", "no_grad": "torch.no_grad()",
+            "detach": ".detach()"}[way] in why
 
 
 def test_check_registers_pattern_exercises_on_its_own():

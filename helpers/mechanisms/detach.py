@@ -1,7 +1,9 @@
 """detach: cut the autograd graph at one point of the forward pass (notebook 03_detach).
 
 ``t.detach()`` returns a tensor that shares ``t``'s storage and version counter but has no
-autograd history, so backward stops there: everything computed before the cut gets no gradient.
+autograd history, so backward stops there: what was computed before the cut gets no gradient
+through it, only along other paths to the loss (in the toy chain there are none, so L1 gets
+nothing when the cut is after L1).
 """
 
 import torch
@@ -47,8 +49,10 @@ DETACH = register(Mechanism(
         Option("cut", CUTS, "l1", "Where the forward pass calls .detach()"),
     ),
     notebook="03_detach",
-    summary="Layers before the cut get no gradient (grad None); layers after it train as usual. "
-            "Cutting after the last layer leaves nothing to differentiate: backward raises.",
+    summary="No gradient flows back through the cut. In the toy chain, the layers before it "
+            "get none (grad None); layers after it train as usual. A layer before a cut that "
+            "also reaches the loss another way still gets a gradient along that way. Cutting "
+            "after the last layer leaves nothing to differentiate: backward raises.",
 ))
 
 

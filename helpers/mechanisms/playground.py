@@ -85,9 +85,10 @@ PLAYGROUND = register(Mechanism(
                "Set l1's grads to None between backward() and step() (07)"),
     ),
     notebook="08_compare_all",
-    summary="Mechanisms combine: a parameter moves only if it gets a gradient and the optimizer "
-            "holds it. Some mixes leave nothing to differentiate, or feed L2 an inference "
-            "tensor: those raise.",
+    summary="Mechanisms combine: with the plain SGD used here, a parameter moves only if it "
+            "gets a gradient and the optimizer holds it (not every optimizer skips a None "
+            "grad: LBFGS does not, notebook 06). Some mixes leave nothing to differentiate, or "
+            "feed L2 an inference tensor: those raise.",
 ))
 
 

@@ -14,7 +14,8 @@
 # # 03 · detach: cutting the graph
 #
 # `t.detach()` gives you the same numbers without their history: `backward()` stops there, so
-# everything computed before the cut gets no gradient.
+# what was computed before the cut gets no gradient through it, only along other paths to the
+# loss.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/03_detach.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/03_detach.ipynb)
@@ -124,9 +125,11 @@ helpers.truth_table("detach")
 
 # %% [markdown]
 # ## What happened and why
-# **Layers before the cut get no gradient; layers after it get exactly the gradient they get
-# without a cut.** The forward values are the same numbers either way, and `backward()` runs the
-# same path from the loss down to the cut.
+# **In this chain, layers before the cut get no gradient; layers after it get exactly the
+# gradient they get without a cut.** The forward values are the same numbers either way, and
+# `backward()` runs the same path from the loss down to the cut. (A layer before the cut that
+# also reaches the loss another way still gets a gradient along that way: see the bootstrapped
+# target below.)
 
 # %%
 cut_l1 = helpers.run("detach", cut="l1")
@@ -378,6 +381,10 @@ assert array.__array_interface__["data"][0] == w.data_ptr()
 # Bootstrapped targets (Q-learning, self-distillation) are computed by the network being
 # trained. Detach them, so the loss moves the prediction towards the target and not the other
 # way round.
+#
+# Here every layer of the network was computed before the cut, yet every parameter gets a
+# gradient: through the prediction `net(x)`, the path without a cut. The gradient is exactly
+# the one a constant target would give: `detach()` stopped one path, not the layers on it.
 
 # %%
 net = helpers.toy_net()
@@ -387,8 +394,15 @@ reward, gamma = y, 0.9
 target = reward + gamma * net(next_x).detach()
 loss = helpers.toy_loss(net(x), target)
 loss.backward()
+print({name: None if p.grad is None else "values" for name, p in net.named_parameters()})
 assert not target.requires_grad
 assert all(p.grad is not None for p in net.parameters())
+
+constant = torch.tensor(target.tolist())          # the same numbers, never part of a graph
+reference = helpers.toy_net()
+helpers.toy_loss(reference(x), constant).backward()
+for p, q in zip(net.parameters(), reference.parameters()):
+    assert torch.equal(p.grad, q.grad)
 
 # %% [markdown]
 # ### Truncated backpropagation through time
@@ -430,8 +444,8 @@ else:
 #
 # ### Feeding one network's output to another: GAN and actor-critic
 # When the discriminator trains on the generator's output, detach it: the discriminator's loss
-# must not put gradients into the generator. The same holds for a critic trained on an actor's
-# action.
+# must not put gradients into the generator. The same holds for a critic trained on the action
+# an actor has just produced.
 
 # %%
 torch.manual_seed(0)
@@ -450,8 +464,10 @@ d_loss.backward()
 assert all(p.grad is not None for p in generator.parameters())  # leaked into the generator
 
 # %% [markdown]
-# In actor-critic code (DDPG), the critic's loss on the actor's action leaks into the actor in
-# the same way unless the action is detached.
+# In an on-policy actor-critic, whose critic learns from the action the actor has just
+# produced, the critic's loss leaks into the actor in the same way unless the action is
+# detached. (DDPG's critic learns from a replay buffer's actions, which carry no history;
+# notebook 09 shows its step and its own classic mistake.)
 
 # %%
 torch.manual_seed(0)
@@ -532,10 +548,11 @@ helpers.check("03.3", answer)
 
 # %% [markdown]
 # ## Recap
-# - `detach()` cuts the graph: layers before the cut get `.grad` `None`; cut after the last
+# - `detach()` cuts one path of the graph: in a chain, layers before the cut get `.grad`
+#   `None` (a layer that reaches the loss another way still gets a gradient); cut after the last
 #   layer and `backward()` has nothing to run through.
 # - `detach()` is not a copy: it shares memory and the version counter. Use `detach().clone()`
-#   for a copy; avoid `.data`, which gives wrong gradients silently.
+#   for a copy; avoid `.data`, which can give wrong gradients silently.
 # - Detach targets, carried RNN states, and one network's output fed to another; to skip the
 #   graph for a whole forward pass, use `torch.no_grad()` instead.
 #

@@ -110,13 +110,14 @@ helpers.predict("playground", no_grad="l1", optimizer="l1",
 compare.matrix()
 
 # %% [markdown]
-# The rows come from the registry: every mechanism of the series has one, and a mechanism added
-# later appears without any change to this page.
+# The rows come from the registry: every mechanism registered for the comparison has one (the
+# playground has this page; explorers of later notebooks that are not a gradient switch opt
+# out), and a mechanism added later appears without any change to this page.
 
 # %%
 labels = compare.matrix().column("mechanism")
-assert {label.split(" (")[0] for label in labels} - {"model.eval()"} == \
-    set(helpers.MECHANISMS) - {"playground"}
+compared = {name for name, m in helpers.MECHANISMS.items() if m.in_comparison}
+assert {label.split(" (")[0] for label in labels} - {"model.eval()"} == compared - {"playground"}
 
 # %% [markdown]
 # In your own code, the mechanisms are one line each, and they stack:
@@ -175,10 +176,13 @@ compare.filtered_truth_table("playground", inference="no", edit="none")
 
 # %%
 same_grads = ["requires_grad (frozen=l1)", "detach", "no_grad"]
+steps = {row.label: compare.measure(row).outcome for row in compare.rows()}
 for label in same_grads:
     assert [compare.matrix_entry(label, f"grad {n}") for n in helpers.PARAM_NAMES] == \
         ["None", "None", "values", "values"]
     assert compare.matrix_entry(label, "step moves") == "l2.weight, l2.bias"
+    for name in ["l2.weight", "l2.bias"]:
+        assert torch.equal(steps[label].tensors[name].grad, control.tensors[name].grad)
 print({label: compare.matrix_entry(label, "saved bytes") for label in ["control", *same_grads]})
 
 # %%
@@ -210,9 +214,11 @@ assert "AddmmBackward0" not in frozen_l2 and "AccumulateGrad x2" in frozen_l2
 assert "AddmmBackward0" in under_no_grad and "ReluBackward0" in under_no_grad
 
 # %% [markdown]
-# **A parameter moves only if it has a gradient *and* the optimizer holds it.** The optimizer
-# never looks at `requires_grad`: it skips a parameter whose `.grad` is `None`. That is the
-# prediction above: `no_grad` over L1 plus an optimizer of L1 moves nothing.
+# **With the plain SGD of these steps, a parameter moves only if it has a gradient *and* the
+# optimizer holds it.** SGD never looks at `requires_grad`: it skips a parameter whose `.grad`
+# is `None`. That is the prediction above: `no_grad` over L1 plus an optimizer of L1 moves
+# nothing. Not every optimizer skips a `None` grad: [06](06_optimizer_subsets.ipynb) runs
+# every built-in one, and LBFGS moves such a parameter.
 
 # %%
 stuck = helpers.run("playground", no_grad="l1", optimizer="l1")
@@ -228,24 +234,32 @@ for combination in helpers.get_mechanism("playground").combinations():
         assert p.changed == (held and p.grad == "values")
 
 # %% [markdown]
-# **Stacking tools on the same layer changes nothing more.** Freezing L1 *and* detaching after
-# it gives the same gradients as either alone: once L1 is out of the graph, a second way of
-# taking it out has nothing left to do.
+# **Stacking ways of taking L1 out of the graph changes nothing more.** Freezing L1 *and*
+# detaching after it gives the same gradients as either alone: once L1 is out of the graph, a
+# second way of taking it out has nothing left to do. The cell checks every stack of freezing
+# L1, `no_grad` over L1 and detaching after L1 (the other controls at their defaults).
 
 # %%
+import itertools
+
 both = helpers.run("playground", freeze="l1", detach="l1")
-for alone in (helpers.run("playground", freeze="l1"), helpers.run("playground", detach="l1")):
+alone = helpers.run("playground", freeze="l1")
+for freeze, no_grad, detach in itertools.product(["none", "l1"], repeat=3):
+    if (freeze, no_grad, detach) == ("none", "none", "none"):
+        continue                                   # the plain step: L1 still in the graph
+    stacked = helpers.run("playground", freeze=freeze, no_grad=no_grad, detach=detach)
     for name in helpers.PARAM_NAMES:
-        assert both.params[name].grad == alone.params[name].grad
-        assert both.params[name].grad_norm == alone.params[name].grad_norm
+        assert stacked.params[name].grad == alone.params[name].grad
+        assert stacked.params[name].grad_norm == alone.params[name].grad_norm
 helpers.draw(both, beside=control)
 
 # %% [markdown]
-# **Gradient control never changes Dropout or BatchNorm; `model.eval()` changes only them.** In
-# every gradient-control row, BatchNorm still updates its running statistics and Dropout still
-# drops, exactly as in the plain step, even under `no_grad` and `inference_mode`. The
-# `model.eval()` row is the opposite: Dropout off, statistics untouched, and the graph is built
-# as usual.
+# **No gradient-control row changes Dropout or BatchNorm; `model.eval()` changes them, and does
+# not touch recording.** In every gradient-control row, BatchNorm still updates its running
+# statistics and Dropout still drops, exactly as in the plain step, even under `no_grad` and
+# `inference_mode`. The `model.eval()` row is the opposite: Dropout off, statistics untouched,
+# and the graph is built as usual. (`eval()` switches more than these two: every module that
+# reads its `training` flag, see "Going deeper" below.)
 
 # %%
 column = compare.matrix().column("Dropout / BatchNorm")
@@ -322,6 +336,7 @@ assert helpers.run("playground", freeze="l2").grads_none() == ["l2.weight", "l2.
 net = helpers.toy_net()
 with torch.inference_mode():
     h = torch.relu(net.l1(x))
+assert h.is_inference() and h.detach().is_inference()
 try:
     net.l2(h.detach())
 except RuntimeError as e:
@@ -392,7 +407,8 @@ for mode in (torch.no_grad, torch.inference_mode):
 assert compare.matrix_entry("no_grad (no_grad_over=all)", "saved bytes") == "0"
 
 # %% [markdown]
-# **Cut one path: `detach`.** Only what comes before the cut stops getting gradients.
+# **Cut one path: `detach`.** No gradient flows back through the cut; here that leaves L1,
+# before it, without a gradient, while L2 trains.
 
 # %%
 cut = helpers.run("detach", cut="l1")
@@ -409,8 +425,8 @@ assert subset.params["l2.weight"].changed
 
 # %% [markdown]
 # **Custom updates: manual edits.** Between `backward()` and `step()` gradients are ordinary
-# tensors: setting l1's to `None` keeps l1 still, as freezing would, but after paying for its
-# gradient.
+# tensors: setting l1's to `None` keeps l1 still under SGD, as freezing would, but after paying
+# for its gradient.
 
 # %%
 edited = helpers.run("playground", edit="set_none")
@@ -477,14 +493,114 @@ helpers.check("08.3", answer)
 # </details>
 
 # %% [markdown]
+# ## Going deeper: what else `model.eval()` switches (5 minutes)
+# `model.eval()` sets `training = False` on the model and on every submodule, and does nothing
+# else. A module behaves differently only if its code reads that flag, and in `torch.nn` that is
+# more than Dropout and BatchNorm. These are the classes whose code (their own or a parent
+# class's) reads `self.training`, on the PyTorch you have:
+
+# %%
+import inspect
+
+
+def reads_training_flag(cls):
+    """True if the code of ``cls`` or of a parent module class mentions self.training."""
+    for klass in cls.__mro__:
+        if issubclass(klass, nn.Module) and klass is not nn.Module:
+            try:
+                if "self.training" in inspect.getsource(klass):
+                    return True
+            except (OSError, TypeError):     # no Python source to read
+                pass
+    return False
+
+
+readers = sorted(name for name, cls in vars(nn).items()
+                 if isinstance(cls, type) and issubclass(cls, nn.Module)
+                 and reads_training_flag(cls))
+print(", ".join(readers))
+assert {"Dropout", "BatchNorm1d", "InstanceNorm1d", "RReLU", "LSTM", "GRU",
+        "MultiheadAttention", "TransformerEncoderLayer"} <= set(readers)
+assert all(not m.training for m in model.modules())    # eval() above reached every submodule
+
+# %% [markdown]
+# Three of them, each run twice in `train()` and twice in `eval()`: `nn.RReLU` draws a random
+# slope for negative inputs while training and uses a fixed one in `eval()`; a two-layer
+# `nn.LSTM(dropout=0.5)` drops between its layers only while training.
+
+# %%
+torch.manual_seed(0)
+rrelu = nn.RReLU(lower=0.1, upper=0.3)
+lstm = nn.LSTM(4, 4, num_layers=2, dropout=0.5)
+negatives, sequence = -torch.ones(6), torch.randn(3, 1, 4)
+
+
+def two_calls_agree(module, inputs):
+    first, second = module(inputs), module(inputs)
+    if isinstance(first, tuple):             # an LSTM returns (output, state)
+        first, second = first[0], second[0]
+    return torch.equal(first, second)
+
+
+for module, inputs in [(rrelu, negatives), (lstm, sequence)]:
+    module.train()
+    in_train = two_calls_agree(module, inputs)
+    module.eval()
+    in_eval = two_calls_agree(module, inputs)
+    print(f"{type(module).__name__}: two calls agree in train(): {in_train}, in eval(): {in_eval}")
+    assert not in_train and in_eval
+assert torch.allclose(rrelu(negatives), torch.full((6,), -0.2))   # eval slope: (0.1 + 0.3) / 2
+
+# %% [markdown]
+# The third: `nn.TransformerEncoderLayer` and `nn.MultiheadAttention` switch to a fused "fast
+# path" only in `eval()` (and only with autograd off, or nothing requiring grad: notebook 04
+# measures what that saves). Here both run under `no_grad`, once with the fast path allowed and
+# once with it switched off (`torch.backends.mha.set_fastpath_enabled(False)`). In `train()`
+# the two outputs are identical: the same kernels ran. In `eval()` the last bits differ: the
+# fused kernels computed it.
+
+# %%
+torch.manual_seed(0)
+encoder_layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0,
+                                           batch_first=True)
+attention = nn.MultiheadAttention(16, 2, batch_first=True)
+tokens = torch.randn(4, 10, 16)
+layers = {"TransformerEncoderLayer": lambda t: encoder_layer(t),
+          "MultiheadAttention": lambda t: attention(t, t, t, need_weights=False)[0]}
+
+
+def same_with_fast_path_off(run):
+    try:
+        with torch.no_grad():
+            torch.backends.mha.set_fastpath_enabled(True)
+            allowed = run(tokens)
+            torch.backends.mha.set_fastpath_enabled(False)
+            off = run(tokens)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    return torch.equal(allowed, off)
+
+
+for name, run in layers.items():
+    encoder_layer.train()
+    attention.train()
+    in_train = same_with_fast_path_off(run)
+    encoder_layer.eval()
+    attention.eval()
+    in_eval = same_with_fast_path_off(run)
+    print(f"{name}: fast-path switch changes nothing in train(): {in_train}, in eval(): {in_eval}")
+    assert in_train and not in_eval
+
+# %% [markdown]
 # ## Recap
 # - Freeze, `no_grad`, `inference_mode` and `detach` all stop gradients, at different costs:
 #   `no_grad` and `inference_mode` skip recording, freezing skips it only where no input
 #   requires grad, `detach` cuts after recording; inference tensors cannot be saved for backward.
-# - A parameter moves only if it has a gradient and the optimizer holds it; stacking tools
-#   can leave nothing to train, or nothing to differentiate.
-# - `model.eval()` switches Dropout and BatchNorm; gradient tools switch recording. Evaluation
-#   wants both.
+# - With SGD, a parameter moves only if it has a gradient and the optimizer holds it (06 covers
+#   the other optimizers); stacking tools can leave nothing to train, or nothing to
+#   differentiate.
+# - `model.eval()` switches every module that reads its `training` flag (Dropout, BatchNorm
+#   and more); gradient tools switch recording. Evaluation wants both.
 #
 # ## Further reading
 # - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)

@@ -13,17 +13,17 @@
 # %% [markdown]
 # # 09 · Patterns from real training code
 #
-# Eight training steps you will meet in real projects, each with a rule about where gradients
-# may flow, each run correctly and with the classic mistake, so you can see what breaks.
+# Nine training steps you will meet in real projects, each with a rule about where gradients
+# may flow, each run correctly and with a classic mistake, so you can see what breaks.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/09_patterns.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/09_patterns.ipynb)
 
 # %% [markdown]
 # **What you will learn**
-# - fine-tuning, truncated BPTT, EMA, distillation, GAN and actor-critic steps, a probe head on
-#   a shared trunk and a stopped skip branch: which parameters must get gradients and which
-#   must not;
+# - fine-tuning, truncated BPTT, EMA, distillation, GAN and DDPG steps, a probe head on a
+#   shared trunk, a stopped skip branch and an on-policy actor-critic: which parameters must get
+#   gradients and which must not;
 # - to check a rule before training: walk the loss's graph and list the parameters it reaches;
 # - what each classic mistake does: an error, a leak of gradients, or a silently wrong update.
 #
@@ -31,7 +31,7 @@
 # [02 · requires_grad](02_requires_grad.ipynb), [03 · detach](03_detach.ipynb) and
 # [04 · torch.no_grad](04_no_grad.ipynb). Each pattern combines the tools of those notebooks.
 #
-# **Time**: about 40 minutes.
+# **Time**: about 40 minutes, and 5 more for "Going deeper".
 
 # %% [markdown]
 # ## Setup
@@ -262,6 +262,12 @@ silent = patterns.run_pattern("ema", "no_no_grad")
 assert silent.error is None and not silent.ok
 assert silent.models["ema"].weight.grad_fn is not None
 assert silent.reached == {"student.weight", "student.bias"}
+
+longer = patterns.run_pattern("ema", "no_no_grad")   # one more update, outside no_grad
+e, p = longer.models["ema"].weight, longer.models["student"].weight
+updates_before = patterns.count_nodes(e, "MulBackward0")
+e.mul_(0.9).add_(p, alpha=0.1)
+assert patterns.count_nodes(e, "MulBackward0") == updates_before + 1
 silent.draw(beside=ema)
 
 # %% [markdown]
@@ -301,9 +307,15 @@ with_graph.draw(beside=distill)
 
 # %%
 with_graph.optimizers["optimizer"].zero_grad()
-teacher = with_graph.models["teacher"]
-assert teacher[0].weight.grad is not None
-assert with_graph.models["student"].weight.grad is None
+teacher, student = with_graph.models["teacher"], with_graph.models["student"]
+assert teacher[0].weight.grad is not None and student.weight.grad is None
+
+left = teacher[0].weight.grad.clone()                # a second step, teacher still recorded
+_, _, x = patterns.distill_parts()
+loss = patterns.distillation_loss(student(x), teacher(x))
+this_step = torch.autograd.grad(loss, teacher[0].weight, retain_graph=True)[0]
+loss.backward()
+assert torch.allclose(teacher[0].weight.grad, left + this_step)
 
 # %% [markdown]
 # ### 5. A GAN step
@@ -353,56 +365,84 @@ print(sorted(patterns.reached_by(g_loss, {"generator.weight": generator.weight,
 assert patterns.reached_by(g_loss, {"d": discriminator.weight}) == {"d"}
 
 # %% [markdown]
-# ### 6. A DDPG-style actor-critic update
-# The critic learns Q(state, action); the actor learns actions the critic rates highly. One
-# `action` serves both steps, actor first:
+# ### 6. A DDPG update
+# DDPG learns from a replay buffer. The critic learns Q(state, action) for the *buffer's*
+# actions, towards a target that slow copies of both networks (the target networks) compute
+# under `no_grad`. Then the actor learns actions the critic rates highly, through the critic:
 #
 # ```python
-# action = torch.tanh(actor(states))
-# actor_opt.zero_grad()
-# actor_loss = -critic(torch.cat([states, action], 1)).mean()
-# actor_loss.backward()            # fills the actor's AND the critic's .grad
-# actor_opt.step()
-# critic_opt.zero_grad()           # clear what the actor's backward left on the critic
-# critic_loss = F.mse_loss(critic(torch.cat([states, action.detach()], 1)), returns)
+# with torch.no_grad():
+#     next_actions = torch.tanh(actor_target(next_states))
+#     target = rewards + gamma * critic_target(torch.cat([next_states, next_actions], 1))
+# critic_opt.zero_grad()
+# critic_loss = F.mse_loss(critic(torch.cat([states, actions], 1)), target)
 # critic_loss.backward()
 # critic_opt.step()
+# actor_opt.zero_grad()
+# actor_loss = -critic(torch.cat([states, torch.tanh(actor(states))], 1)).mean()
+# actor_loss.backward()            # fills the actor's AND the critic's .grad
+# actor_opt.step()
+# # then move both target networks a little towards the trained ones, under no_grad (pattern 3)
 # ```
+#
+# The step runs two such updates. The critic's loss reaches the critic only: the buffer's
+# actions and the target carry no history. (The actor's `.grad` in the table is left from its
+# own backward in the first update; `actor_opt.zero_grad()` clears it before the next one.)
 
 # %%
-ac = patterns.run_pattern("actor_critic")
-print(ac.facts)
-assert ac.ok
-assert ac.facts["critic grad after the actor's step"] == "values"
-assert ac.facts["critic grad before its backward"] == "None"
-assert ac.reached == {"critic.weight", "critic.bias"}
-ac.table()
+ddpg = patterns.run_pattern("ddpg")
+print(ddpg.facts)
+assert ddpg.ok and ddpg.reached == {"critic.weight", "critic.bias"}
+assert ddpg.facts["critic grad after the actor's step"] == "values"
+assert ddpg.grads["actor.weight"] == "values" and "actor.weight" not in ddpg.reached
+ddpg.table()
 
 # %% [markdown]
-# **What breaks without the `zero_grad()`.** No error at all: the critic's update silently
-# adds the actor's gradient, which pushes the critic to rate the actor's actions higher. The
-# difference between the two updates' critic gradients is exactly what the actor's backward
-# left behind.
+# **What breaks when each optimizer clears its grads after its step.** The actor's backward
+# goes through the critic and fills the critic's `.grad`, which `actor_opt` does not clear.
+# Code that calls `zero_grad()` right after each `step()` (a common style) leaves those grads
+# in place, and the critic's next backward adds to them. No error: the critic's second update
+# follows the gradient of its own loss *plus* the one the actor's backward left behind.
 
 # %%
-no_clear = patterns.run_pattern("actor_critic", "no_clear")
-actor, critic, states, returns = patterns.actor_critic_parts()
+stale = patterns.run_pattern("ddpg", "zero_after_step")
+print(stale.problems())
+assert stale.error is None and not stale.ok
+assert stale.facts["critic grad before its backward"] == "values"
+assert not torch.allclose(stale.models["critic"].weight, ddpg.models["critic"].weight)
+
+# %% [markdown]
+# Fix: clear each optimizer just before its own backward, as above. Or freeze the critic
+# during the actor's step: the actor's gradient still flows through the critic, but the
+# critic's `.grad` is never filled.
+
+# %%
+actor, critic, _, _, batches = patterns.ddpg_parts()
+states = batches[0][0]
+critic.requires_grad_(False)
 (-critic(torch.cat([states, torch.tanh(actor(states))], 1)).mean()).backward()
-left_by_actor = critic.weight.grad
-difference = no_clear.models["critic"].weight.grad - ac.models["critic"].weight.grad
-assert no_clear.error is None and not no_clear.ok
-assert torch.allclose(difference, left_by_actor)
+critic.requires_grad_(True)
+assert actor.weight.grad is not None and critic.weight.grad is None
 
 # %% [markdown]
-# **What breaks without the `.detach()`.** The critic's loss reaches the actor, through an
-# `action` whose graph the actor's backward already freed: backward fails.
+# **What breaks without the `no_grad` around the target.** With target networks that require
+# grad (a plain `copy.deepcopy`), the critic's loss reaches both of them. The updates do not
+# change (the targets are separate copies, so the critic's own gradient is the same), but every
+# backward also runs through the target networks and fills their `.grad`, which no optimizer
+# ever clears.
 
 # %%
-ac_broken = patterns.run_pattern("actor_critic", "no_detach")
-print(ac_broken.error)
-assert ac_broken.reached == {"actor.weight", "actor.bias", "critic.weight", "critic.bias"}
-assert "Trying to backward through the graph a second time" in ac_broken.error.message
-ac_broken.draw(beside=ac)
+target_graph = patterns.run_pattern("ddpg", "target_graph")
+print(sorted(target_graph.reached - ddpg.reached))
+assert target_graph.error is None and not target_graph.ok
+assert target_graph.reached - ddpg.reached == {
+    "actor_target.weight", "actor_target.bias", "critic_target.weight", "critic_target.bias"}
+for name in ("actor", "critic"):
+    for p, q in zip(target_graph.models[name].parameters(), ddpg.models[name].parameters()):
+        assert torch.allclose(p, q)
+for name in ("actor_target", "critic_target"):        # still there after the whole step
+    assert all(p.grad is not None for p in target_graph.models[name].parameters())
+target_graph.draw(beside=ddpg)
 
 # %% [markdown]
 # ### 7. A shared trunk with a probe head
@@ -497,12 +537,14 @@ for result in [fine_tune, no_freeze, distill, with_graph, gan, gan_broken]:
 
 # %% [markdown]
 # **Three tools, three different cuts.** `torch.no_grad()` records nothing (the teacher, the
-# EMA update). `.detach()` cuts one tensor's history and leaves the rest of the graph alone
-# (TBPTT, GAN, actor-critic, the probe, the stopped branch). `requires_grad_(False)` stops a
-# parameter's own gradient but not the gradient flowing through its layer (the frozen branch).
+# EMA update, DDPG's target). `.detach()` cuts one tensor's history and leaves the rest of the
+# graph alone (TBPTT, GAN, the probe, the stopped branch, the on-policy actor-critic).
+# `requires_grad_(False)` stops a parameter's own gradient but not the gradient flowing through
+# its layer (the frozen branch).
 
 # %%
 assert distill.models["teacher"][0].weight.grad is None      # no_grad: teacher not recorded
+assert ddpg.models["critic_target"].weight.grad is None     # no_grad: target not recorded
 assert skip.reached == set() and frozen.reached != set()    # detach cuts, freezing does not
 
 # %% [markdown]
@@ -518,10 +560,10 @@ assert sum(row[4].startswith("error") for row in table.rows) == 5
 
 # %% [markdown]
 # ## Pitfalls
-# ### `retain_graph=True` does not fix truncated BPTT
-# The error message in pattern 2 suggests `retain_graph=True`. Here it only trades one error
-# for another: the optimizer has changed the weights in place since the first chunk saved
-# them, and the graph still spans the whole sequence so far.
+# ### `retain_graph=True` does not fix a missing `detach()`
+# PyTorch's message in pattern 2 suggests `retain_graph=True`. In truncated BPTT it only trades
+# one error for another: the optimizer has changed the weights in place since the first chunk
+# saved them, and the graph still spans the whole sequence so far.
 
 # %%
 retained = patterns.run_pattern("truncated_bptt", "retain_graph")
@@ -530,7 +572,36 @@ assert "modified by an inplace operation" in retained.error.message
 assert retained.facts["RNN steps in the last chunk's graph"] == 4
 
 # %% [markdown]
-# **Fix:** `h = h.detach()` at the start of each chunk (pattern 2).
+# In a GAN it silences the error of pattern 5 and trains on a wrong gradient. `d_loss` still
+# reaches the generator and fills its `.grad`; in a loop that clears both optimizers once, at
+# the top of the iteration, the generator then steps on its own gradient *plus* that one.
+
+# %%
+generator, discriminator, noise, real = patterns.gan_parts()
+d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
+bce = torch.nn.functional.binary_cross_entropy_with_logits
+ones, zeros = torch.ones(8, 1), torch.zeros(8, 1)
+
+d_opt.zero_grad()                    # both cleared once, at the top of the iteration
+g_opt.zero_grad()
+fake = generator(noise)
+d_loss = bce(discriminator(real), ones) + bce(discriminator(fake), zeros)   # no detach()
+d_loss.backward(retain_graph=True)   # no error any more ...
+d_opt.step()
+leaked = generator.weight.grad.clone()   # ... but d_loss filled the generator's .grad
+g_loss = bce(discriminator(fake), ones)
+own = torch.autograd.grad(g_loss, generator.weight, retain_graph=True)[0]
+g_loss.backward()
+print("generator's own gradient:   ", own.flatten()[:3])
+print("what its step would use now:", generator.weight.grad.flatten()[:3])
+assert torch.allclose(generator.weight.grad, own + leaked)
+assert not torch.allclose(generator.weight.grad, own)
+
+# %% [markdown]
+# **Fix:** `detach()` where the history should stop: `h = h.detach()` at the start of each
+# chunk (pattern 2), `fake.detach()` for the discriminator (pattern 5). Keep `retain_graph=True`
+# for the rare code that means to run backward twice through one graph.
 #
 # ### A table of grads cannot see a leak into a trained module
 # In the shared trunk and the frozen branch, the correct and the broken step give the same
@@ -553,8 +624,9 @@ assert frozen.grads == skip.grads and frozen.reached != skip.reached
 # - **Distillation**: the PyTorch knowledge-distillation tutorial runs the teacher under
 #   `torch.no_grad()`.
 # - **GAN**: the DCGAN tutorial trains the discriminator on `fake.detach()`.
-# - **Actor-critic**: DDPG and TD3 implementations alternate critic and actor optimisers on
-#   one batch.
+# - **DDPG and TD3**: the critic regresses on replay-buffer actions towards a target computed
+#   under `torch.no_grad()`, and the actor learns through the critic; Spinning Up's DDPG also
+#   freezes the critic during the actor's step.
 # - **Probes and stopped branches**: linear probes that monitor self-supervised features, and
 #   stop-gradient in models such as SimSiam and BYOL.
 
@@ -662,8 +734,48 @@ helpers.check("09.4", answer)
 # <details><summary>Solution</summary>
 #
 # All four. Backward fills the `.grad` of every parameter that requires grad and is in the
-# graph; the optimizer only decides what moves. `backbone.requires_grad_(False)` saves the work.
+# graph; the optimizer only decides what moves. Three ways save the work:
+# `backbone.requires_grad_(False)`, running the backbone under `torch.no_grad()`, or feeding the
+# head `backbone(x).detach()` (that one still records the backbone's forward).
 # </details>
+
+# %% [markdown]
+# ## Going deeper: an on-policy actor-critic (5 minutes)
+# Some actor-critic methods train the critic on the action the actor has just produced, not on
+# a replay buffer's. Here the critic learns Q(state, action) of that live action, after the
+# actor's step:
+#
+# ```python
+# action = torch.tanh(actor(states))
+# actor_opt.zero_grad()
+# actor_loss = -critic(torch.cat([states, action], 1)).mean()
+# actor_loss.backward()            # fills the actor's AND the critic's .grad
+# actor_opt.step()
+# critic_opt.zero_grad()           # clear what the actor's backward left on the critic
+# critic_loss = F.mse_loss(critic(torch.cat([states, action.detach()], 1)), returns)
+# critic_loss.backward()
+# critic_opt.step()
+# ```
+
+# %%
+on_policy = patterns.run_pattern("actor_critic")
+assert on_policy.ok and on_policy.reached == {"critic.weight", "critic.bias"}
+assert on_policy.facts["critic grad before its backward"] == "None"
+on_policy.table()
+
+# %% [markdown]
+# **What breaks without the `.detach()`.** The live action carries the actor's history, so the
+# critic's loss reaches the actor: through an `action` whose graph the actor's backward already
+# freed, so this backward fails. (In DDPG the critic's loss uses the buffer's actions, which
+# have no history: this leak cannot happen there.)
+
+# %%
+live_leak = patterns.run_pattern("actor_critic", "no_detach")
+print(live_leak.error)
+assert live_leak.reached == {"actor.weight", "actor.bias", "critic.weight", "critic.bias"}
+assert "Trying to backward through the graph a second time" in live_leak.error.message
+assert "actor.weight" not in ddpg.reached
+live_leak.draw(beside=on_policy)
 
 # %% [markdown]
 # ## Recap
