@@ -1,0 +1,200 @@
+"""custom_gradients: a gradient trick inserted on the toy net's L1 -> L2 path.
+
+Three tricks (from :mod:`helpers.custom_grad`), each written as an ``autograd.Function`` or
+as a ``detach()`` expression (same values, same gradients), inserted at one of three points:
+
+- after L1 (before the ReLU), after the ReLU (before L2), or after L2 (on the output).
+
+The parameters *upstream* of the insertion point (computed before it) get the rewritten
+gradient; those downstream are untouched by a reversal or scaling, whose forward is the
+identity. The STE changes the forward values, so every gradient downstream changes too.
+No trick sets a gradient to ``None``: they rewrite gradients, they do not switch them off.
+
+The step calls ``backward(retain_graph=True)`` only so that the graph can still be drawn:
+torchviz reads each node's ``saved_tensors``, and on a custom ``Function``'s node that raises
+once ``backward()`` has freed the graph.
+
+Introduced in notebook 13_custom_gradients.
+"""
+
+import torch
+
+from .. import custom_grad
+from ..exercises import exercise
+from ..registry import Mechanism, Option, register
+from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
+
+LAM = 1.0  # gradient reversal: backward multiplies by -LAM
+SCALE = 0.1  # gradient scaling: backward multiplies by SCALE
+
+TRICKS = {"none": "none (plain step)", "ste": "straight-through round",
+          "reverse": "gradient reversal", "scale": f"scale gradient x{SCALE}"}
+WHERES = {"after_l1": "after L1", "after_relu": "after ReLU", "after_l2": "after L2"}
+FORMS = {"function": "autograd.Function", "expression": "detach() expression"}
+# Parameters computed before each insertion point: the trick's backward reaches them.
+UPSTREAM = {"after_l1": ("l1.weight", "l1.bias"), "after_relu": ("l1.weight", "l1.bias"),
+            "after_l2": PARAM_NAMES}
+
+
+def apply_trick(t, trick, form):
+    """``t`` passed through ``trick`` written as ``form``."""
+    if trick == "none":
+        return t
+    if form == "function":
+        return {"ste": lambda: custom_grad.ste(t),
+                "reverse": lambda: custom_grad.grad_reverse(t, LAM),
+                "scale": lambda: custom_grad.scale_grad(t, SCALE)}[trick]()
+    return {"ste": lambda: custom_grad.ste_expr(t),
+            "reverse": lambda: custom_grad.scale_grad_expr(t, -LAM),
+            "scale": lambda: custom_grad.scale_grad_expr(t, SCALE)}[trick]()
+
+
+def forward(net, x, trick="none", where="after_relu", form="function"):
+    """The toy net's forward pass with ``trick`` inserted at ``where``."""
+    h = net.l1(x)
+    if where == "after_l1":
+        h = apply_trick(h, trick, form)
+    a = torch.relu(h)
+    if where == "after_relu":
+        a = apply_trick(a, trick, form)
+    out = net.l2(a)
+    if where == "after_l2":
+        out = apply_trick(out, trick, form)
+    return out
+
+
+def plain_grads():
+    """Each parameter's gradient in one plain step of a fresh toy net."""
+    net = toy_net()
+    x, y = toy_batch()
+    toy_loss(net(x), y).backward()
+    return {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+def versus_plain(grad, plain):
+    """How ``grad`` relates to the plain step's ``plain``: ``same``, ``-1 x plain``,
+    ``0.1 x plain`` (a multiple, to float tolerance) or ``differs``."""
+    if grad is None:
+        return "None"
+    k = float((grad * plain).sum() / (plain * plain).sum())
+    if not torch.allclose(grad, k * plain, rtol=1e-4, atol=1e-7):
+        return "differs"
+    k = round(k, 4)
+    return "same" if k == 1 else f"{k:g} x plain"
+
+
+def trick_step(ctx, trick="reverse", where="after_relu", form="function"):
+    """One SGD step of the toy net with ``trick`` (as ``form``) inserted at ``where``."""
+    net = ctx.net
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    optimizer.zero_grad()
+    # retain_graph=True only so the graph can be drawn afterwards: torchviz reads a custom
+    # Function node's saved_tensors, which raises once backward() has freed them.
+    ctx.loss_of(forward(net, ctx.x, trick, where, form)).backward(retain_graph=True)
+    plain = plain_grads()
+    upstream = UPSTREAM[where] if trick != "none" else ()
+    ctx.note("position", {n: "upstream" if n in upstream else "downstream"
+                          for n in PARAM_NAMES} if trick != "none" else
+             {n: "-" for n in PARAM_NAMES})
+    ctx.note("plain grad norm", {n: f"{float(plain[n].norm()):.4f}" for n in PARAM_NAMES})
+    ctx.note("grad vs plain", {n: versus_plain(p.grad, plain[n])
+                               for n, p in net.named_parameters()})
+    optimizer.step()
+
+
+def trick_table(form="function"):
+    """Every trick x insertion point: each parameter's gradient against the plain step."""
+    from ..grad_table import Table
+    from ..registry import cached_outcome
+
+    rows = []
+    for trick in TRICKS:
+        for where in WHERES:
+            outcome = cached_outcome("custom_gradients", (("trick", trick), ("where", where),
+                                                          ("form", form)))
+            rows.append([trick, where] + [outcome.params[n].extra["grad vs plain"]
+                                          for n in PARAM_NAMES])
+    return Table(["trick", "where"] + list(PARAM_NAMES), rows,
+                 caption=f"custom_gradients ({FORMS[form]}): each gradient against the "
+                         "plain step's")
+
+
+CUSTOM_GRADIENTS = register(Mechanism(
+    name="custom_gradients",
+    title="A gradient trick on the L1 -> L2 path",
+    step=trick_step,
+    options=(
+        Option("trick", TRICKS, "reverse", "Which gradient trick to insert"),
+        Option("where", WHERES, "after_relu", "Where on the L1 -> ReLU -> L2 path"),
+        Option("form", FORMS, "function",
+               "Written as an autograd.Function, or as an expression with detach()"),
+    ),
+    notebook="13_custom_gradients",
+    summary="Rewrite a gradient on its way back: straight-through rounding, reversal, "
+            "scaling. Every parameter still gets a gradient.",
+    in_comparison=False,
+))
+
+
+# ---- exercises -----------------------------------------------------------------------------
+
+class _Clamp(torch.autograd.Function):
+    """Exercise 13.1: a clamp whose backward forgets its second input's gradient."""
+
+    @staticmethod
+    def forward(ctx, t, limit):
+        ctx.save_for_backward(t, limit)
+        return torch.minimum(t, limit)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        t, limit = ctx.saved_tensors
+        return grad_output * (t < limit), None
+
+
+def _exercise_13_1():
+    net = toy_net()
+    x, y = toy_batch()
+    limit = torch.nn.Parameter(torch.tensor(0.5))
+    out = net.l2(_Clamp.apply(torch.relu(net.l1(x)), limit))
+    toy_loss(out, y).backward()
+    named = dict(net.named_parameters(), limit=limit)
+    return {n for n, p in named.items() if p.grad is None}
+
+
+exercise("13.1", why="backward() returns one gradient per input of forward(); the None it "
+                     "returns for `limit` means 'no gradient', so limit.grad stays None "
+                     "although limit requires grad. If you answered an empty set: None here is "
+                     "not a zero gradient, it is no gradient at all. The toy net's four "
+                     "parameters all get one: L1's through grad_output * (t < limit), L2's "
+                     "after the clamp as usual."
+         )(_exercise_13_1)
+
+
+def _exercise_13_2():
+    net = toy_net()
+    x, y = toy_batch()
+    toy_loss(forward(net, x, "scale", "after_relu"), y).backward()
+    return round(float(net.l1.bias.grad.norm() / plain_grads()["l1.bias"].norm()), 6)
+
+
+exercise("13.2", why="ScaleGrad after the ReLU multiplies every gradient that flows back "
+                     "into L1 by 0.1, so |l1.bias.grad| is 0.1 x the plain one. L2's "
+                     "gradients are unchanged (the forward is the identity); if you "
+                     "answered 1.0 you looked at L2.")(_exercise_13_2)
+
+
+def _exercise_13_3():
+    torch.manual_seed(0)
+    w = torch.randn(3, requires_grad=True)
+    loss = (w ** 3).sum()
+    (g,) = torch.autograd.grad(loss, w, create_graph=True)
+    g.sum().backward()
+    return w.grad.detach().clone()
+
+
+exercise("13.3", why="autograd.grad(..., create_graph=True) gives 3 w**2 as a tensor with "
+                     "its own graph; backward() through its sum accumulates 6 w into w.grad "
+                     "(autograd.grad itself put nothing there). If you answered 3 w**2, that "
+                     "is the first gradient, not w.grad. Without create_graph=True the first "
+                     "gradient has no graph and the second backward raises.")(_exercise_13_3)
