@@ -250,10 +250,50 @@ def test_module_hooks():
     mse(net(x), y).backward()
     for n, p in net.named_parameters():
         assert torch.allclose(p.grad, 0.5 * G[n] if n.startswith("l1") else G[n]), n
-    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(inplace=True), nn.Linear(3, 1))
-    model[0].register_full_backward_hook(lambda m, gi, go: None)
-    with pytest.raises(RuntimeError, match="is a view and is being modified inplace"):
-        mse(model(x), y).backward()
+    # the in-place restriction: outputs and inputs of a hooked module, full hook or pre-hook,
+    # refused already in the forward pass
+    for index, register in [(0, "register_full_backward_hook"),
+                            (0, "register_full_backward_pre_hook"),
+                            (1, "register_full_backward_hook")]:
+        model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(inplace=True), nn.Linear(3, 1))
+        getattr(model[index], register)(lambda m, *grads: None)
+        with pytest.raises(RuntimeError, match="is a view and is being modified inplace"):
+            model(x)
+    model[1] = nn.ReLU()
+    mse(model(x), y).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_needs_input_grad_follows_requires_grad_not_the_requested_inputs():
+    seen = []
+
+    class Mul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            seen.append(ctx.needs_input_grad)
+            a, b = ctx.saved_tensors
+            return grad_output * b, grad_output * a
+
+    a, b, c = (torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True),
+               torch.ones(2))
+    torch.autograd.grad(Mul.apply(a, b).sum(), [a])
+    Mul.apply(a, b).sum().backward(inputs=[a])
+    Mul.apply(c, b).sum().backward()
+    assert seen == [(True, True), (True, True), (False, True)]
+    assert b.grad is not None and a.grad is not None and c.grad is None
+
+
+def test_func_grad_keeps_no_graph_only_with_detached_parameters():
+    from torch.func import grad
+    w = torch.randn(3, requires_grad=True)
+    assert not grad(lambda v: (v ** 3).sum())(w.detach()).requires_grad
+    assert grad(lambda v: (v ** 3).sum())(w).requires_grad  # composes with autograd
+    assert w.grad is None
 
 
 def test_per_example_gradients_match_a_loop():
@@ -318,10 +358,14 @@ def test_exercises_solutions_pass_wrong_answers_fail():
     assert check("13.1", {"limit"})
     assert not check("13.1", set()) and not check("13.1", {"limit", "l1.weight"})
     assert "not a zero gradient" in repr(check("13.1", set()))
-    assert check("13.2", 0.1) and not check("13.2", 1.0) and not check("13.2", -0.1)
+    # 13.2: reversal x2.0 after L1, scaling x0.1 after the ReLU: (-2.0) * 0.1 upstream of both
+    assert check("13.2", -0.2)
+    assert not any(check("13.2", a) for a in (0.1, -2.0, 1.0, 0.2))
+    # 13.3: d/dw [sum(w**3) + sum(3 w**2)] = 3 w**2 + 6 w, by hand
     torch.manual_seed(0)
     w = torch.randn(3)
-    assert check("13.3", 6 * w) and not check("13.3", 3 * w ** 2)
+    assert check("13.3", 3 * w ** 2 + 6 * w)
+    assert not any(check("13.3", a) for a in (6 * w, 3 * w ** 2))
 
 
 def test_quiz_and_explorer():

@@ -7,7 +7,7 @@ as a ``detach()`` expression (same values, same gradients), inserted at one of t
 
 The parameters *upstream* of the insertion point (computed before it) get the rewritten
 gradient; those downstream are untouched by a reversal or scaling, whose forward is the
-identity. The STE changes the forward values, so every gradient downstream changes too.
+identity. The STE changes the forward values, so the gradients downstream can change too.
 No trick sets a gradient to ``None``: they rewrite gradients, they do not switch them off.
 
 The step calls ``backward(retain_graph=True)`` only so that the graph can still be drawn:
@@ -174,14 +174,16 @@ exercise("13.1", why="backward() returns one gradient per input of forward(); th
 def _exercise_13_2():
     net = toy_net()
     x, y = toy_batch()
-    toy_loss(forward(net, x, "scale", "after_relu"), y).backward()
-    return round(float(net.l1.bias.grad.norm() / plain_grads()["l1.bias"].norm()), 6)
+    a = custom_grad.scale_grad(torch.relu(custom_grad.grad_reverse(net.l1(x), 2.0)), SCALE)
+    toy_loss(net.l2(a), y).backward()
+    plain = plain_grads()["l1.bias"]
+    return round(float((net.l1.bias.grad * plain).sum() / (plain * plain).sum()), 6)
 
 
-exercise("13.2", why="ScaleGrad after the ReLU multiplies every gradient that flows back "
-                     "into L1 by 0.1, so |l1.bias.grad| is 0.1 x the plain one. L2's "
-                     "gradients are unchanged (the forward is the identity); if you "
-                     "answered 1.0 you looked at L2.")(_exercise_13_2)
+exercise("13.2", why="The gradient flowing back into L1 passes through ScaleGrad (x 0.1) and "
+                     "then GradReverse (x -2.0): l1.bias.grad is -0.2 x the plain one. If you "
+                     "answered 0.1 or -2.0 you counted one trick only; 1.0 is L2's ratio (both "
+                     "forwards are the identity, so L2 is unchanged).")(_exercise_13_2)
 
 
 def _exercise_13_3():
@@ -189,12 +191,12 @@ def _exercise_13_3():
     w = torch.randn(3, requires_grad=True)
     loss = (w ** 3).sum()
     (g,) = torch.autograd.grad(loss, w, create_graph=True)
-    g.sum().backward()
+    (loss + g.sum()).backward()
     return w.grad.detach().clone()
 
 
-exercise("13.3", why="autograd.grad(..., create_graph=True) gives 3 w**2 as a tensor with "
-                     "its own graph; backward() through its sum accumulates 6 w into w.grad "
-                     "(autograd.grad itself put nothing there). If you answered 3 w**2, that "
-                     "is the first gradient, not w.grad. Without create_graph=True the first "
-                     "gradient has no graph and the second backward raises.")(_exercise_13_3)
+exercise("13.3", why="autograd.grad(..., create_graph=True) gives g = 3 w**2 as a tensor with "
+                     "its own graph (and puts nothing into w.grad); backward() through "
+                     "loss + g.sum() adds both terms' gradients: 3 w**2 + 6 w. If you answered "
+                     "6 w, you left out the loss's own gradient; 3 w**2, you left out the "
+                     "gradient that flows back through g.")(_exercise_13_3)

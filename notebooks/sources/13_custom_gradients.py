@@ -73,6 +73,7 @@ from helpers.mechanisms.custom_gradients import trick_table
 
 x, y = helpers.toy_batch()
 control = helpers.run("control")
+assert all(p.grad == "values" for p in control.params.values())
 helpers.draw(control)
 
 # %% [markdown]
@@ -121,7 +122,7 @@ class LinearFn(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:             # skip what nobody asked for
+        if ctx.needs_input_grad[0]:             # skip inputs that need no grad
             calls["x"] += 1
             grad_x = grad_out @ weight
         if ctx.needs_input_grad[1]:
@@ -146,7 +147,8 @@ assert all(torch.allclose(p.grad, plain_grads[n]) for n, p in net.named_paramete
 assert calls == {"x": 0, "weight": 1, "bias": 1}  # the batch x needs no gradient
 
 # %% [markdown]
-# `gradcheck` compares `backward` with finite differences of `forward`, in double precision:
+# `gradcheck` compares `backward` with finite differences of `forward`, on double-precision
+# inputs:
 
 # %%
 inputs = [torch.randn(5, 4, dtype=torch.double, requires_grad=True),
@@ -216,9 +218,9 @@ trick_table("function")
 # ## What happened and why
 # `backward()` hands each node the gradient of the loss with respect to its output and passes
 # what the node returns on to its inputs. A `Function`'s backward is yours, and autograd
-# trusts it. So a trick changes the gradients of everything *upstream* of it (computed before
-# it) and nothing downstream, unless, like the STE, it also changes the forward values. No
-# `.grad` is left at `None`: the graph is not cut, only rewritten.
+# trusts its values. So a trick changes the gradients of everything *upstream* of it
+# (computed before it) and nothing downstream, unless, like the STE, it also changes the
+# forward values. No `.grad` is left at `None`: the graph is not cut, only rewritten.
 
 # %%
 for row in trick_table("function").rows:           # trick, where, then the four parameters
@@ -278,6 +280,22 @@ print("gradients computed:", calls)
 assert calls == {"x": 1, "weight": 1, "bias": 1} and x_leaf.grad.shape == x.shape
 
 # %% [markdown]
+# It follows `requires_grad` only: it does not know which tensors `autograd.grad` or
+# `backward(inputs=...)` asks for. Ask for the weight alone, and the bias's gradient is still
+# computed, then dropped:
+
+# %%
+for ask in ("autograd.grad", "backward(inputs=...)"):
+    calls.update(x=0, weight=0, bias=0)
+    out = LinearFn.apply(x, net.l1.weight, net.l1.bias).sum()
+    if ask == "autograd.grad":
+        torch.autograd.grad(out, [net.l1.weight])
+    else:
+        out.backward(inputs=[net.l1.weight])
+    print(f"{ask:20} asks for l1.weight only; gradients computed: {calls}")
+    assert calls == {"x": 0, "weight": 1, "bias": 1}
+
+# %% [markdown]
 # ## Going deeper: the three tricks (10 minutes)
 # **The straight-through estimator, two ways.** `custom_grad.ste` is a `Function` whose
 # backward returns `grad_output` unchanged; `custom_grad.ste_expr` is the predict-first
@@ -295,6 +313,8 @@ for name, f in [("Function", custom_grad.ste), ("expression", custom_grad.ste_ex
 assert torch.equal(grads["Function"]["values"], grads["expression"]["values"])
 assert torch.equal(grads["Function"]["values"], torch.round(h / 0.25) * 0.25)
 assert all(torch.allclose(grads["Function"][n], grads["expression"][n]) for n in grads["Function"])
+wide = torch.linspace(-8, 8, 100_001)                 # and equal values far beyond this batch
+assert torch.equal(custom_grad.ste(wide), custom_grad.ste_expr(wide))
 
 # %% [markdown]
 # Plain rounding (no trick) has a zero gradient almost everywhere: L1 would learn nothing.
@@ -348,19 +368,22 @@ def trunk_grads(scale):
     feats = trunk(x)
     loss_a = helpers.toy_loss(head_a(feats), y)
     loss_b = helpers.toy_loss(head_b(custom_grad.scale_grad(feats, scale)), y)
-    return torch.autograd.grad(loss_a, trunk.weight, retain_graph=True)[0], \
-        torch.autograd.grad(loss_b, trunk.weight)[0]
+    (from_a,) = torch.autograd.grad(loss_a, trunk.weight, retain_graph=True)
+    from_b, head_b_grad = torch.autograd.grad(loss_b, [trunk.weight, head_b.weight])
+    return from_a, from_b, head_b_grad
 
-from_a, from_b = trunk_grads(1.0)
-from_a_scaled, from_b_scaled = trunk_grads(0.1)
-print(f"from head B: |plain| {from_b.norm():.4f}  |scaled| {from_b_scaled.norm():.4f}")
+from_a, from_b, head = trunk_grads(1.0)
+from_a_scaled, from_b_scaled, head_scaled = trunk_grads(0.1)
+print(f"trunk from head B: |plain| {from_b.norm():.4f}  |scaled| {from_b_scaled.norm():.4f}"
+      f"   head B itself: {torch.equal(head, head_scaled)}")
 assert torch.equal(from_a, from_a_scaled) and torch.allclose(from_b_scaled, 0.1 * from_b)
+assert torch.equal(head, head_scaled)
 
 # %% [markdown]
 # **Gradient reversal for domain adaptation** (DANN): a domain classifier learns to tell two
 # domains apart, while the reversed gradient pushes the feature extractor to make them
-# indistinguishable. One backward does both: the classifier gets its ordinary gradient, the
-# features get its negative.
+# indistinguishable. One backward pass does both: the classifier gets its ordinary gradient,
+# the extractor gets it negated and scaled by the reversal's `lam` (0.5 here).
 
 # %%
 torch.manual_seed(0)
@@ -379,9 +402,9 @@ assert torch.allclose(rev_f, -0.5 * plain_f) and torch.equal(rev_d, plain_d)
 
 # %% [markdown]
 # ## Going deeper: which tensors get gradients (10 minutes)
-# **`backward(inputs=[...])`** fills `.grad` of the listed leaves only.
-# **`torch.autograd.grad(loss, [...])`** returns the gradients instead and leaves every
-# `.grad` alone.
+# **`backward(inputs=[...])`** fills the `.grad` of the listed tensors; the other parameters'
+# `.grad` stay `None`. **`torch.autograd.grad(loss, [...])`** returns the gradients instead:
+# every parameter's `.grad` stays `None`.
 
 # %%
 net = helpers.toy_net()
@@ -462,9 +485,9 @@ assert all(critic.get_parameter(n).grad.any() for n in reached)
 # - `register_full_backward_pre_hook(fn)`: `fn(module, grad_output)` runs before the module's
 #   backward; what it returns replaces `grad_output`, so it changes the module's own parameter
 #   gradients and everything upstream;
-# - `register_full_backward_hook(fn)`: `fn(module, grad_input, grad_output)` runs after; what
-#   it returns replaces `grad_input`, the gradient with respect to the module's *inputs*, so
-#   only what lies upstream changes. Neither sees the parameters' gradients.
+# - `register_full_backward_hook(fn)`: `fn(module, grad_input, grad_output)` runs once the
+#   gradient with respect to the module's *inputs* is computed; what it returns replaces
+#   `grad_input`, so only what lies upstream changes. Neither sees the parameters' gradients.
 
 # %%
 seen = {}
@@ -501,7 +524,8 @@ assert seen == {"pre-hook: grad_output": [(8, 1)], "hook: grad_input": [(8, 3)]}
 
 # %% [markdown]
 # On L1, the first layer, `grad_input` is `(None,)`: the module's only input is the batch,
-# which needs no gradient. PyTorch warns that the hook fires with respect to the outputs only.
+# which needs no gradient. PyTorch warns that the hook then fires as soon as the gradient with
+# respect to the outputs is computed.
 
 # %%
 net, seen = helpers.toy_net(), []
@@ -511,27 +535,32 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     helpers.toy_loss(net(x), y).backward()
 print("grad_input:", seen[0], "| warning:", str(caught[0].message).split(" since")[0])
-assert seen[0] == (None,) and "Full backward hook is firing" in str(caught[0].message)
+assert seen[0] == (None,) and "Full backward hook is firing when gradients are computed with " \
+    "respect to module outputs since no inputs require gradients" in str(caught[0].message)
 
 # %% [markdown]
 # ## Going deeper: functional gradients (7 minutes)
-# `torch.func.grad(f)` returns a function that computes the gradient of `f`: no graph is kept
-# on your tensors and no `.grad` attribute is touched. `vmap` maps it over the batch dimension
-# (vectorized, not a Python loop), giving per-example gradients (for DP-SGD, or to find the
-# examples that dominate a step).
+# `torch.func.grad(f)` returns a function that returns the gradient of `f` with respect to its
+# first argument: no `.grad` attribute is touched, and with detached parameters, as here, the
+# result carries no graph. `vmap` maps it over the batch dimension: `loss_one` runs once, on
+# the whole batch, not in a Python loop. The result: per-example gradients (for DP-SGD, or to
+# find the examples that dominate a step).
 
 # %%
 from torch.func import functional_call, grad, vmap
 
 net = helpers.toy_net()
 params = {n: p.detach() for n, p in net.named_parameters()}
+runs = []                                  # one entry per run of loss_one's Python code
 
 def loss_one(params, xi, yi):
+    runs.append(tuple(xi.shape))           # inside vmap: one example's shape
     out = functional_call(net, params, (xi.unsqueeze(0),))
     return helpers.toy_loss(out, yi.unsqueeze(0))
 
 per_example = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
-print({n: tuple(g.shape) for n, g in per_example.items()})
+print({n: tuple(g.shape) for n, g in per_example.items()}, "| loss_one ran:", runs)
+assert runs == [(4,)]                      # once, for all 8 examples
 assert all(p.grad is None for p in net.parameters())
 assert not any(g.requires_grad for g in per_example.values())
 
@@ -592,29 +621,42 @@ assert not all(torch.allclose(a, b) for a, b in zip(fixed, without_penalty))
 # %% [markdown]
 # Fix: `create_graph=True` in the `autograd.grad` call, as `fixed` above.
 #
-# **A module hook and an in-place op.** A full backward hook wraps the module's outputs; an
-# in-place op on them afterwards (here `nn.ReLU(inplace=True)`, common in pretrained CNNs
-# where people hook layers for Grad-CAM) is refused:
+# **A module hook and an in-place op.** When they require grad, as in training, a module
+# backward hook (full or pre) hands the module's forward views of its inputs and the caller
+# views of its outputs. An in-place op on either (here `nn.ReLU(inplace=True)`, common in
+# pretrained CNNs where people hook layers for Grad-CAM) is refused, already in the forward
+# pass:
 
 # %%
 torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(inplace=True),
                       nn.Linear(3, 1))
-model[2].register_full_backward_hook(lambda module, grad_input, grad_output: None)
-try:
-    helpers.toy_loss(model(x), y).backward()
-except RuntimeError as e:
-    print(type(e).__name__ + ":", str(e).split(". ")[0])
-    assert "BackwardHookFunction is a view and is being modified inplace" in str(e)
-else:
-    raise AssertionError("expected a RuntimeError")
+hooks = {"full hook on Linear 2 (output)": lambda: model[2].register_full_backward_hook(
+             lambda module, grad_input, grad_output: None),
+         "pre-hook on Linear 2 (output)": lambda: model[2].register_full_backward_pre_hook(
+             lambda module, grad_output: None),
+         "full hook on the ReLU (input)": lambda: model[3].register_full_backward_hook(
+             lambda module, grad_input, grad_output: None)}
+for name, register in hooks.items():
+    handle = register()
+    try:
+        model(x)                                       # the forward pass alone
+    except RuntimeError as e:
+        print(f"{name}: {type(e).__name__}: {str(e).split('. ')[0]}")
+        assert "BackwardHookFunction is a view and is being modified inplace" in str(e)
+    else:
+        raise AssertionError("expected a RuntimeError")
+    handle.remove()
 
 # %% [markdown]
-# Fix: `nn.ReLU(inplace=False)` after a hooked module.
+# Fix: `nn.ReLU(inplace=False)` after, or as, a hooked module.
 
 # %%
 model[3] = nn.ReLU(inplace=False)
+model[2].register_full_backward_hook(lambda module, grad_input, grad_output: None)
+model[3].register_full_backward_hook(lambda module, grad_input, grad_output: None)
 helpers.toy_loss(model(x), y).backward()
+print("every parameter has a gradient:", all(p.grad is not None for p in model.parameters()))
 assert all(p.grad is not None for p in model.parameters())
 
 # %% [markdown]
@@ -713,8 +755,9 @@ helpers.check("13.1", answer)
 # it requires grad. (To learn it, return `(grad_output * (t >= limit)).sum()` for it.)
 # </details>
 #
-# **13.2** `custom_grad.scale_grad(a, 0.1)` is inserted after the ReLU. What is
-# `|l1.bias.grad|` divided by its plain value? Answer with a number; then check it in code.
+# **13.2** Two tricks on one path: `custom_grad.grad_reverse(h, 2.0)` after L1 and
+# `custom_grad.scale_grad(a, 0.1)` after the ReLU. `l1.bias.grad` is then a multiple of its
+# plain value: which multiple? Answer with a number; then check it in code.
 
 # %%
 answer = ...  # e.g. 2.0
@@ -723,13 +766,14 @@ helpers.check("13.2", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `0.1`. Everything upstream of the insertion point (L1) gets 0.1 x its plain gradient; L2,
-# downstream, is unchanged.
+# `-0.2`. The gradient that reaches L1 passes through both backwards: times 0.1, then times
+# -2.0. L2, downstream of both, is unchanged.
 # </details>
 #
 # **13.3** With `torch.manual_seed(0)` and `w = torch.randn(3, requires_grad=True)`: take the
-# gradient of `(w ** 3).sum()` with `torch.autograd.grad(..., create_graph=True)`, then call
-# `.sum().backward()` on it. What is `w.grad`? Answer with the tensor.
+# gradient `g` of `loss = (w ** 3).sum()` with `torch.autograd.grad(..., create_graph=True)`,
+# then call `(loss + g.sum()).backward()`, as a loss with a gradient penalty does. What is
+# `w.grad`? Answer with the tensor.
 
 # %%
 answer = ...  # your code here
@@ -741,16 +785,17 @@ helpers.check("13.3", answer)
 # ```python
 # torch.manual_seed(0)
 # w = torch.randn(3, requires_grad=True)
-# (g,) = torch.autograd.grad((w ** 3).sum(), w, create_graph=True)
-# g.sum().backward()
-# answer = w.grad            # 6 * w
+# loss = (w ** 3).sum()
+# (g,) = torch.autograd.grad(loss, w, create_graph=True)
+# (loss + g.sum()).backward()
+# answer = w.grad            # 3 * w ** 2 + 6 * w
 # ```
 # </details>
 
 # %% [markdown]
 # ## Recap
 # - A `Function`'s `backward` returns one gradient per input of `forward` (`None` where none
-#   is needed, guided by `ctx.needs_input_grad`); autograd trusts it. `gradcheck` tells you
+#   is needed, guided by `ctx.needs_input_grad`); autograd trusts its values. `gradcheck` tests
 #   whether it is the derivative, and fails the tricks by design.
 # - Straight-through, reversal and scaling rewrite the gradient upstream of where they sit;
 #   none leaves a `.grad` at `None`.
