@@ -176,7 +176,7 @@ def plain_expected_06_3():
         optimizer.zero_grad()
         nn.functional.mse_loss(net(x), y).backward()
         optimizer.step()
-    for p in net.l1.parameters():
+    for p in net.l2.parameters():
         p.requires_grad = False
     before = [p.detach().clone() for p in net.parameters()]
     for _ in range(3):
@@ -189,7 +189,7 @@ def plain_expected_06_3():
 @pytest.mark.parametrize("key,solution,wrong", [
     ("06.1", {"l1.weight", "l1.bias"}, set()),
     ("06.2", 2.0 * 0.95 ** 3, 2.0),
-    ("06.3", set(NAMES), {"l2.weight", "l2.bias"}),
+    ("06.3", set(NAMES), {"l1.weight", "l1.bias"}),
 ])
 def test_exercises(key, solution, wrong):
     assert check(key, solution)

@@ -5,7 +5,8 @@ An optimizer moves only the parameters it was given, and it reads their ``.grad`
 built-in one but LBFGS leaves such a parameter alone, see :mod:`helpers.optimizers`). So a
 parameter left out of the optimizer still gets a gradient (the backward cost is paid) that
 ``optimizer.zero_grad()`` never clears, and a frozen parameter the optimizer still holds is moved
-by momentum, Adam's moments and weight decay as soon as its grad is zeros instead of ``None``.
+by weight decay, and by momentum or Adam's moments built up earlier, once its grad is zeros
+instead of ``None``.
 
 The step: build the optimizer over the chosen parameters and train for ``WARMUP_STEPS`` (so
 momentum and Adam's moments exist), then treat the layer meant to stay fixed and train for
@@ -202,9 +203,10 @@ def _adamw_decay_of_zero_grad():
     return float(p)
 
 
-@exercise("06.3", why="The optimizer still holds l1 and its grads are zeros, not None, so SGD "
-                      "momentum keeps moving it with the velocity from the warm-up. With "
-                      "zero_grad() (set_to_none=True) only l2 would move.")
+@exercise("06.3", why="l1 trains, and the frozen l2 moves too (not only l1): the optimizer "
+                      "still holds l2 and its grads are zeros, not None, so SGD momentum keeps "
+                      "moving it with the velocity from the warm-up. With zero_grad() "
+                      "(set_to_none=True) only l1 would move.")
 def _moved_after_freezing_with_zero_grads():
     net = toy_net()
     x, y = toy_batch()
@@ -213,7 +215,7 @@ def _moved_after_freezing_with_zero_grads():
         optimizer.zero_grad()
         toy_loss(net(x), y).backward()
         optimizer.step()
-    net.l1.requires_grad_(False)
+    net.l2.requires_grad_(False)
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     for _ in range(3):
         optimizer.zero_grad(set_to_none=False)

@@ -1,6 +1,7 @@
 """requires_grad: freezing layers with ``requires_grad_(False)`` (notebook 02).
 
-A frozen parameter gets no gradient (``.grad`` stays ``None``). Autograd records an operation only
+A frozen parameter gets no new gradient (on a fresh network ``.grad`` stays ``None``; freezing
+does not clear a grad it already holds). Autograd records an operation only
 if one of its inputs requires grad, so a frozen *first* layer leaves no trace in the graph, while
 a frozen *later* layer stays in it and passes gradients through to the layers before it.
 """
@@ -104,12 +105,13 @@ def _only_l1_weight_frozen():
     return {name for name, p in net.named_parameters() if p.grad is None}
 
 
-@exercise("02.2", why="With l2 frozen only l1.weight and l1.bias need an AccumulateGrad node. "
-                      "l2's AddmmBackward0 is still there, to carry the gradient to l1.")
-def _accumulate_grad_nodes_with_l2_frozen():
+@exercise("02.2", why="Freezing works per tensor: only l2.weight loses its AccumulateGrad node "
+                      "(not 2: l2.bias still requires grad and keeps its node). l1.weight, "
+                      "l1.bias and l2.bias have one each.")
+def _accumulate_grad_nodes_with_l2_weight_frozen():
     net = toy_net()
     x, y = toy_batch()
-    net.l2.requires_grad_(False)
+    net.l2.weight.requires_grad_(False)
     return len(accumulate_grad_leaves(toy_loss(net(x), y)))
 
 

@@ -160,7 +160,8 @@ ZERO_GRAD_CALLS = {
 
 
 @exercise("01.2", why="Since PyTorch 2.0 both zero_grad() methods default to set_to_none=True "
-                      "and leave .grad as None; only set_to_none=False keeps a tensor of zeros.")
+                      "and leave .grad as None (model.zero_grad() too: that it zeros in place "
+                      "is a myth); only set_to_none=False keeps a tensor of zeros.")
 def calls_that_leave_none():
     x, y = toy_batch()
     leave_none = set()
@@ -176,7 +177,8 @@ def calls_that_leave_none():
 
 @exercise("01.3", why="Each micro-batch loss divided by k = 4: the four equal-sized "
                       "micro-batches' gradients add up to the gradient of the mean loss over the "
-                      "whole batch (up to float rounding).")
+                      "whole batch (up to float rounding). Without the / 4 the grad is 4 times "
+                      "too large.")
 def full_batch_l1_grad():
     net = toy_net()
     x, y = toy_batch()

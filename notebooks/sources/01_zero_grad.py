@@ -309,7 +309,7 @@ assert all(p.changed for p in helpers.run("zero_grad", clear="nothing", passes=0
            .params.values())
 
 # %% [markdown]
-# Zeros and `None` part ways as soon as the update uses more than the gradient: momentum from
+# In SGD, zeros and `None` part ways once the update uses more than the gradient: momentum from
 # earlier steps, or weight decay, which adds `weight_decay * p` and needs no state at all.
 # With either, a parameter whose grad is zeros still moves; with `None`, SGD skips it.
 
@@ -330,6 +330,27 @@ for options in ({"momentum": 0.9}, {"weight_decay": 0.01}):
         print(f"SGD {options} ({state}): l1.weight.grad {grad:5} -> moved by step: {moved}")
         assert moved == (not set_to_none)
         assert any(optimizer.state.values()) == ("momentum" in options)
+
+# %% [markdown]
+# Keeping state is not what matters, but what the update does with a zero gradient. Adagrad,
+# RMSprop and Adadelta keep state for every parameter, yet they divide the gradient by it: a
+# zero grad still moves nothing ([06](06_optimizer_subsets.ipynb) has every optimizer).
+
+# %%
+for cls in (torch.optim.Adagrad, torch.optim.RMSprop, torch.optim.Adadelta):
+    net = helpers.toy_net()
+    optimizer = cls(net.parameters())
+    for _ in range(3):                        # earlier steps: state built up
+        optimizer.zero_grad()
+        helpers.toy_loss(net(x), y).backward()
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=False)
+    before = net.l1.weight.detach().clone()
+    optimizer.step()
+    kept = [k for k in optimizer.state[net.l1.weight] if k != "step"]
+    print(f"{cls.__name__:8} state {kept}: zero grad moved l1.weight: "
+          f"{not torch.equal(net.l1.weight, before)}")
+    assert kept and torch.equal(net.l1.weight, before)
 
 # %% [markdown]
 # ## Pitfalls

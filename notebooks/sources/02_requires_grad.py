@@ -134,7 +134,8 @@ helpers.truth_table("requires_grad")
 # %% [markdown]
 # ## What happened and why
 # **1. A parameter frozen on a fresh network keeps `.grad` `None`, and the step does not move
-# it.** `backward()` never writes to a tensor that does not require grad, so there is nothing
+# it.** `backward()` never writes to a tensor that does not require grad (even one frozen after
+# the forward pass, whose graph was built while it still required grad), so there is nothing
 # for the optimizer to apply. (Freezing does not clear a grad the parameter already holds: see
 # the pitfall *Freezing in the middle of training* below.)
 
@@ -148,6 +149,12 @@ optimizer.step()
 assert net.l1.weight.grad is None and net.l1.bias.grad is None
 assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
 assert torch.equal(net.l1.weight, l1_before)
+
+late = helpers.toy_net()
+loss = helpers.toy_loss(late(x), y)        # graph recorded while l1 requires grad
+late.l1.requires_grad_(False)              # frozen between forward and backward
+loss.backward()
+assert late.l1.weight.grad is None and late.l2.weight.grad is not None
 
 # %% [markdown]
 # **2. A frozen first layer vanishes from the graph.** Autograd records an operation only if at
@@ -287,9 +294,10 @@ assert frozen_both.loss is None and frozen_both.grads_none() == list(helpers.PAR
 
 # %% [markdown]
 # **5. Freezing is not `no_grad`.** Freezing only changes the flag of the parameters you froze.
-# Any other tensor that requires grad is still tracked, and every operation it touches is
-# recorded. Here the whole network is frozen, but the input requires grad (as when you ask which
-# input pixels matter, a saliency map): a full graph is built and `backward()` works.
+# Any other tensor that requires grad is still tracked: the differentiable operations it flows
+# into are recorded (a boolean or integer result, as from `>` or `argmax`, never is). Here the
+# whole network is frozen, but the input requires grad (as when you ask which input pixels
+# matter, a saliency map): a full graph is built and `backward()` works.
 
 # %%
 net = helpers.toy_net()
@@ -300,6 +308,7 @@ loss.backward()
 print(f"loss.grad_fn: {type(loss.grad_fn).__name__} | x_in.grad shape: {tuple(x_in.grad.shape)}")
 assert loss.grad_fn is not None and x_in.grad is not None
 assert all(p.grad is None for p in net.parameters())
+assert not (x_in > 0).requires_grad and not x_in.argmax().requires_grad
 
 # %% [markdown]
 # `torch.no_grad()` is the tool that stops recording: inside it, nothing gets a `grad_fn`, even
@@ -369,10 +378,11 @@ assert net.l1.weight.grad is None
 assert torch.equal(net.l1.weight, l1_before)
 
 # %% [markdown]
-# Every built-in optimizer leaves a parameter frozen before the first step alone. Frozen
-# *mid-training* with grads `None`, one still moves it: LBFGS, whose search direction remembers
-# earlier gradients ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb), section 6,
-# has the whole table).
+# With default options, every built-in optimizer leaves a parameter frozen before the first
+# step alone. Frozen *mid-training* with grads `None`, one still moves it: LBFGS, whose search
+# direction remembers earlier gradients
+# ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb), section 6, has the whole
+# table).
 
 # %%
 from helpers.optimizers import names_where, survey
@@ -475,9 +485,11 @@ torch.manual_seed(0)
 backbone = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
 backbone.requires_grad_(False)
 stats_before = backbone[1].running_mean.clone()
+var_before = backbone[1].running_var.clone()
 backbone(x)
 print(f"running_mean changed: {not torch.equal(backbone[1].running_mean, stats_before)}")
 assert not torch.equal(backbone[1].running_mean, stats_before)
+assert not torch.equal(backbone[1].running_var, var_before)
 
 # %% [markdown]
 # Fix: put the frozen part in evaluation mode too, and again after every `model.train()`
@@ -589,8 +601,9 @@ helpers.check("02.1", answer)
 # `l1.bias` requires grad, so `l1.bias`, `l2.weight` and `l2.bias` all get gradients.
 # </details>
 #
-# **02.2** With only `l2` frozen, how many `AccumulateGrad` nodes does the loss's graph have?
-# Answer with an integer (walk `loss.grad_fn.next_functions`, or count in the drawing).
+# **02.2** Freeze only `l2.weight` (`net.l2.weight.requires_grad_(False)`, `l2.bias` still
+# trains). How many `AccumulateGrad` nodes does the loss's graph have? Answer with an integer
+# (walk `loss.grad_fn.next_functions` as `node_names` does above).
 
 # %%
 answer = ...  # e.g. 3
@@ -599,8 +612,8 @@ helpers.check("02.2", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `2`: one each for `l1.weight` and `l1.bias`. `l2`'s `AddmmBackward0` is there, but its frozen
-# parameters have no `AccumulateGrad` node.
+# `3`: one each for `l1.weight`, `l1.bias` and `l2.bias`. `l2`'s `AddmmBackward0` is there;
+# only the frozen `l2.weight` has no `AccumulateGrad` node (and no `TBackward0` before it).
 # </details>
 #
 # **02.3** Freeze `l1` (the "backbone"). How many numbers does the network still train, that is

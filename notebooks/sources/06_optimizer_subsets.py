@@ -80,8 +80,8 @@ helpers.draw(control)
 # %%
 helpers.predict("optimizer_subsets", params="l2", optimizer="adam", excluded="alone",
                 why="None of them. backward() does not know about the optimizer: every "
-                "parameter that requires grad gets a gradient. Leaving l1 out of the optimizer "
-                "only means nobody applies it (or clears it).")
+                "parameter the loss depends on that requires grad gets a gradient. Leaving "
+                "l1 out of the optimizer only means nobody applies it (or clears it).")
 
 # %% [markdown]
 # ## The mechanism in code
@@ -174,8 +174,9 @@ table
 # %% [markdown]
 # ## What happened and why
 # **1. Left out of the optimizer, a parameter still gets a gradient, and does not move.**
-# `backward()` computes a gradient for every parameter that requires grad; it has never heard
-# of your optimizer. You pay for that work, and nothing uses the result.
+# `backward()` computes a gradient for every parameter that requires grad and that the loss
+# depends on (an unused one keeps `None`); it has never heard of your optimizer. You pay for
+# that work, and nothing uses the result.
 
 # %%
 net = helpers.toy_net()
@@ -188,6 +189,10 @@ print("l1.weight.grad is None:", net.l1.weight.grad is None,
       "| l1.weight moved:", not torch.equal(net.l1.weight, body_start))
 assert net.l1.weight.grad is not None and net.l1.weight.grad.abs().sum() > 0
 assert torch.equal(net.l1.weight, body_start)
+
+unused = torch.nn.Parameter(torch.ones(2))  # requires grad, but the loss does not use it
+helpers.toy_loss(net(x), y).backward()
+assert unused.requires_grad and unused.grad is None
 
 # %% [markdown]
 # **2. `optimizer.zero_grad()` clears only what the optimizer holds, so a left-out gradient
@@ -451,8 +456,8 @@ optimizers
 # %% [markdown]
 # **7. A learning rate of 0 stops the update (not the work), except in Rprop.** In the `lr0`
 # rows the body stays in the optimizer with `lr=0`. It gets gradients every step and the
-# optimizer keeps state for it, but it does not move under the explorer's four optimizers,
-# even AdamW: decoupled weight decay is scaled by the learning rate too
+# optimizer keeps its state for it (momentum buffer, Adam's moments; plain SGD keeps none), but
+# it does not move under the explorer's four optimizers, even AdamW: decoupled weight decay is scaled by the learning rate too
 # (`p *= 1 - lr * weight_decay`).
 
 # %%
@@ -465,6 +470,9 @@ for kind in ("sgd", "momentum", "adam", "adamw"):
         outcome = helpers.run("optimizer_subsets", params="lr0", optimizer=kind,
                               excluded=excluded)
         assert not outcome.params["l1.weight"].changed and outcome.params["l2.weight"].changed
+        state = outcome.params["l1.weight"].extra["optimizer state"]
+        assert state == {"sgd": "empty", "momentum": "momentum_buffer"}.get(
+            kind, "exp_avg, exp_avg_sq")
 assert lr0.params["l1.weight"].extra["optimizer"] == "lr 0"
 assert lr0.params["l1.weight"].extra["optimizer state"] == "exp_avg, exp_avg_sq"
 assert lr0.params["l1.weight"].grad == "values"
@@ -604,8 +612,8 @@ assert net.l1.weight.grad is None
 #
 # **Discriminative learning rates.** Fine-tune the whole model, but the body with a smaller
 # learning rate than the head (one parameter group per part). An `lr` of 0 holds a group still
-# while keeping it in the optimizer (in every built-in optimizer but Rprop, section 7), for
-# example until a schedule raises it.
+# while keeping it in the optimizer (in every built-in optimizer but Rprop, which still moves,
+# and SparseAdam, which refuses `lr=0`: section 7), for example until a schedule raises it.
 
 # %%
 net = helpers.toy_net()
@@ -666,8 +674,8 @@ helpers.check("06.2", answer)
 # `p.grad = None` the answer would be `2.0`.
 # </details>
 #
-# **06.3** SGD with `momentum=0.9` over all parameters trains 3 steps. Then
-# `net.l1.requires_grad_(False)`, and 3 more iterations each start with
+# **06.3** SGD with `momentum=0.9` over all parameters trains 3 steps. Then the *head* is
+# frozen, `net.l2.requires_grad_(False)`, and 3 more iterations each start with
 # `optimizer.zero_grad(set_to_none=False)`. Which parameters changed during those 3 iterations?
 # Answer with a set of names.
 
@@ -678,9 +686,9 @@ helpers.check("06.3", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# All four. `l1`'s grads are zeros, not `None`, so the optimizer does not skip it, and the
-# momentum buffer from the first 3 steps keeps moving it. With the default `zero_grad()` only
-# `l2.weight` and `l2.bias` would change.
+# All four. `l1` still trains. `l2`'s grads are zeros, not `None`, so the optimizer does not
+# skip it, and the momentum buffer from the first 3 steps keeps moving it. With the default
+# `zero_grad()` only `l1.weight` and `l1.bias` would change.
 # </details>
 
 # %% [markdown]

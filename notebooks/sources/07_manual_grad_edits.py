@@ -201,6 +201,10 @@ helpers.explore("manual_grad_edits")
 table = helpers.truth_table("manual_grad_edits")
 assert len(table.rows) == 5 * 3 * 3 == 45
 assert not any(row[-1] for row in table.rows)  # the error column is empty
+cells = {tuple(row[:3]): row[3:7] for row in table.rows}
+for edit, _, how in cells:                     # both = l1's row for l1, l2's row for l2
+    both = cells[edit, "both", how]
+    assert both[:2] == cells[edit, "l1", how][:2] and both[2:] == cells[edit, "l2", how][2:]
 table
 
 # %% [markdown]
@@ -253,6 +257,19 @@ for grad in (torch.zeros(3), None):
     torch.optim.SGD([p], lr=0.1, weight_decay=0.01).step()
     moved["zeros" if grad is not None else "None"] = not torch.equal(p.detach(), torch.ones(3))
 print("SGD with weight_decay moved the parameter:", moved)
+assert moved == {"zeros": True, "None": False}
+
+moved = {}                                 # SGD momentum after one earlier step: the same
+for grad in (torch.zeros(3), None):
+    p = nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = torch.ones(3)
+    optimizer.step()                       # builds the momentum buffer
+    start = p.detach().clone()
+    p.grad = grad
+    optimizer.step()
+    moved["zeros" if grad is not None else "None"] = not torch.equal(p.detach(), start)
+print("SGD with momentum moved the parameter:", moved)
 assert moved == {"zeros": True, "None": False}
 
 # %% [markdown]
