@@ -1,0 +1,130 @@
+"""Save and restore everything a training step changes, so diagnosing is not a training step.
+
+Saved: each module's parameter and buffer entries (the objects), their values, ``requires_grad``
+and ``.grad`` (the object and its values, or ``None``), ``training`` flags, each optimizer's
+``param_groups`` and ``state`` (the tensor objects refilled in place), and the random number
+generators (torch, Python's ``random``, NumPy's when loaded).
+"""
+
+import copy
+import random
+import sys
+
+import torch
+
+
+_IMMUTABLE = (int, float, bool, str, bytes, type(None))
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, _IMMUTABLE) or (isinstance(value, tuple)
+                                         and all(isinstance(v, _IMMUTABLE) for v in value)):
+        return value
+    return copy.deepcopy(value)
+
+
+def _put_back(original, saved):
+    """``original`` refilled with ``saved``'s values when possible, else ``saved`` itself."""
+    if (isinstance(original, torch.Tensor) and isinstance(saved, torch.Tensor)
+            and original.shape == saved.shape and original.dtype == saved.dtype):
+        original.data.copy_(saved)
+        return original
+    return saved
+
+
+class TensorState:
+    """A tensor's values, ``requires_grad`` and ``.grad`` (object and values)."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+        self.values = tensor.detach().clone()
+        self.requires_grad = tensor.requires_grad
+        self.grad = tensor.grad if tensor.is_leaf else None
+        self.grad_values = None if self.grad is None else self.grad.detach().clone()
+
+    def restore(self):
+        t = self.tensor
+        if t.shape == self.values.shape and t.dtype == self.values.dtype:
+            t.data.copy_(self.values)
+        else:
+            t.data = self.values
+        if t.is_leaf:
+            if t.requires_grad != self.requires_grad:
+                t.requires_grad_(self.requires_grad)
+            t.grad = None if self.grad is None else _put_back(self.grad, self.grad_values)
+
+
+class OptimizerState:
+    """An optimizer's ``param_groups`` (same dicts, same order) and ``state``."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.groups = [(g, {k: (list(v) if k == "params" else _clone(v)) for k, v in g.items()})
+                       for g in optimizer.param_groups]
+        self.state = {p: {k: (v, _clone(v)) for k, v in s.items()}
+                      for p, s in optimizer.state.items()}
+
+    def restore(self):
+        opt = self.optimizer
+        for group, saved in self.groups:
+            group.clear()
+            group.update({k: (list(v) if k == "params" else _clone(v)) for k, v in saved.items()})
+        opt.param_groups[:] = [group for group, _ in self.groups]
+        opt.state.clear()
+        for p, entries in self.state.items():
+            opt.state[p] = {k: _put_back(original, saved)
+                            for k, (original, saved) in entries.items()}
+
+
+class Snapshot:
+    """Everything ``model``, extra ``tensors`` and ``optimizers`` hold, to put back later."""
+
+    def __init__(self, model, tensors=(), optimizers=()):
+        self.modules = [(m, dict(m._parameters), dict(m._buffers), m.training)
+                        for m in model.modules()]
+        seen, self.tensors = set(), []
+        for _, params, buffers, _ in self.modules:
+            for t in (*params.values(), *buffers.values()):
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    self.tensors.append(TensorState(t))
+        for t in tensors:
+            if id(t) not in seen:
+                seen.add(id(t))
+                self.tensors.append(TensorState(t))
+        self.optimizers = {}
+        for opt in optimizers:
+            self.add_optimizer(opt)
+        self.rng = torch.get_rng_state()
+        self.python_rng = random.getstate()
+        numpy = sys.modules.get("numpy")
+        self.numpy_rng = numpy.random.get_state() if numpy is not None else None
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
+
+    def add_optimizer(self, optimizer):
+        """Save ``optimizer`` too (called just before its first step() when found late)."""
+        if id(optimizer) not in self.optimizers:
+            self.optimizers[id(optimizer)] = OptimizerState(optimizer)
+
+    def restore(self):
+        for module, params, buffers, training in self.modules:
+            for store, saved in ((module._parameters, params), (module._buffers, buffers)):
+                if store.keys() != saved.keys() or any(store[k] is not v
+                                                       for k, v in saved.items()):
+                    store.clear()
+                    store.update(saved)
+            module.training = training
+        with torch.no_grad():
+            for state in self.tensors:
+                state.restore()
+        for state in self.optimizers.values():
+            state.restore()
+        torch.set_rng_state(self.rng)
+        random.setstate(self.python_rng)
+        if self.numpy_rng is not None:
+            sys.modules["numpy"].random.set_state(self.numpy_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
