@@ -28,8 +28,9 @@ EXPLANATIONS = [
     ("grad can be implicitly created only for scalar outputs",
      "backward() on a tensor with more than one element needs a gradient argument."),
     ("Inplace update to inference tensor outside InferenceMode",
-     "Inference tensors cannot be modified in place outside torch.inference_mode(). "
-     "clone() them first."),
+     "An in-place edit of an inference tensor outside torch.inference_mode() raises, but "
+     "only after writing the new values: the tensor has changed anyway. clone() it outside "
+     "the mode and edit the clone (inside a later inference_mode block the edit is allowed)."),
     ("post accumulate grad hooks should return None",
      "A register_post_accumulate_grad_hook function edits p.grad in place and must return "
      "None. A lambda like `lambda p: p.grad.mul_(0.5)` returns the tensor mul_ gives back; "

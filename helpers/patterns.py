@@ -851,7 +851,9 @@ def summary_table():
 
 @exercise("09.1", why="One SGD step on the student, then, inside torch.no_grad(), "
                       "ema = 0.9 * ema + 0.1 * student for each parameter. The EMA moves a "
-                      "tenth of the way towards the updated student.")
+                      "tenth of the way towards the updated student. Updating the EMA before "
+                      "optimizer.step() averages towards the old student; swapping 0.9 and 0.1 "
+                      "moves it nine tenths of the way: both give a different weight.")
 def ema_update_answer():
     student, ema_model, x, y = ema_pair()
     optimizer = _sgd(student)
@@ -878,7 +880,9 @@ def trunk_grad_answer():
 
 @exercise("09.3", why="Detach h at the start of each chunk, then zero_grad, forward the chunk, "
                       "backward, step: two updates for a sequence of 4 in chunks of 2. Without "
-                      "detach() the second backward raises instead.")
+                      "detach() the second backward raises instead; without zero_grad() the "
+                      "second update also adds the first chunk's gradient, and the bias comes "
+                      "out different.")
 def tbptt_answer():
     cell, readout, sequence, targets = rnn_parts()
     optimizer = _sgd(cell, readout)
@@ -895,15 +899,17 @@ def tbptt_answer():
     return readout.bias.detach().clone()
 
 
-@exercise("09.4", why="Gradients are computed for every parameter that requires grad and is in "
-                      "the graph, whether or not an optimizer holds it: the backbone's .grad is "
-                      "filled too (and not used). Three ways save that work: "
-                      "backbone.requires_grad_(False), running the backbone under "
-                      "torch.no_grad(), or head(backbone(x).detach()); the first two also skip "
-                      "recording the backbone's forward.")
-def optimizer_only_answer():
+@exercise("09.4", why="backbone(x).detach() cuts the graph between the backbone and the head, so "
+                      "backward fills only the head's .grad, although the backbone requires grad "
+                      "and the optimizer holds it: the optimizer decides what moves, not what "
+                      "gets a gradient (without the detach() all four would have one). Three "
+                      "ways save the backbone's gradient work: this .detach(), "
+                      "backbone.requires_grad_(False), or running the backbone under "
+                      "torch.no_grad(); the last two also skip recording the backbone's forward.")
+def detached_backbone_answer():
     backbone, head, x, labels = transfer_parts()
-    F.cross_entropy(head(backbone(x)), labels).backward()
+    _sgd(backbone, head).zero_grad()
+    F.cross_entropy(head(backbone(x).detach()), labels).backward()
     named = {**{f"backbone.{n}": p for n, p in backbone.named_parameters()},
              **{f"head.{n}": p for n, p in head.named_parameters()}}
     return {name for name, p in named.items() if p.grad is not None}

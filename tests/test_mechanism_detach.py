@@ -116,8 +116,16 @@ def test_predict_quiz():
 
 
 def test_exercise_03_1():
-    assert check("03.1", {"l1.weight", "l1.bias"})
-    assert check("03.1", ["l1.bias", "l1.weight"])
+    # two paths from L1, one cut: L1 still gets a gradient along the other
+    net = toy_net()
+    x, y = toy_batch()
+    h = torch.relu(net.l1(x))
+    toy_loss(net.l2(h + h.detach()), y).backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert check("03.1", set())
+    assert check("03.1", [])
+    wrong = check("03.1", {"l1.weight", "l1.bias"})      # the chain's answer
+    assert not wrong and "{l1.weight, l1.bias} is the answer for a chain" in repr(wrong)
     assert not check("03.1", {"l1.weight", "l1.bias", "l2.weight", "l2.bias"})
     assert not check("03.1", ...)
 

@@ -492,6 +492,12 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
         ema.weight.mul_(0.9).add_(student.weight, alpha=0.1)
     assert helpers.check("09.1", ema.weight)
     assert not helpers.check("09.1", student.weight.detach())
+    # the hints: EMA updated before the step, or with 0.9 and 0.1 swapped, is wrong
+    torch.manual_seed(0)
+    old = nn.Linear(4, 1).weight.detach()
+    assert not helpers.check("09.1", 0.9 * old + 0.1 * old)          # before the step
+    assert not helpers.check("09.1", 0.1 * old + 0.9 * student.weight.detach())   # swapped
+    assert "swapping 0.9 and 0.1" in repr(helpers.check("09.1", old))
 
     torch.manual_seed(0)
     trunk = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
@@ -506,10 +512,34 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
     _, readout = plain_bptt(detach=True)
     assert helpers.check("09.3", readout.bias)
     assert not helpers.check("09.3", readout.bias + 0.01)
+    # the hint: without zero_grad() the second update adds the first chunk's gradient
+    torch.manual_seed(0)
+    cell, readout_nz = nn.RNNCell(2, 3), nn.Linear(3, 1)
+    g = torch.Generator().manual_seed(0)
+    sequence, targets = torch.randn(4, 5, 2, generator=g), torch.randn(4, 5, 1, generator=g)
+    opt = torch.optim.SGD([*cell.parameters(), *readout_nz.parameters()], lr=0.1)
+    h = torch.zeros(5, 3)
+    for start in (0, 2):
+        h = h.detach()
+        loss = 0
+        for t in (start, start + 1):
+            h = cell(sequence[t], h)
+            loss = loss + F.mse_loss(readout_nz(h), targets[t])
+        loss.backward()                        # no zero_grad() before it
+        opt.step()
+    assert not helpers.check("09.3", readout_nz.bias)
+    assert "without zero_grad()" in repr(helpers.check("09.3", readout_nz.bias))
 
     names = {"backbone.0.weight", "backbone.0.bias", "head.weight", "head.bias"}
-    assert helpers.check("09.4", names)
-    assert not helpers.check("09.4", {"head.weight", "head.bias"})
+    assert helpers.check("09.4", {"head.weight", "head.bias"})
+    wrong = helpers.check("09.4", names)                 # the answer without the detach()
+    assert not wrong and "without the detach() all four" in repr(wrong)
+    backbone, head, x, labels = plain_transfer()
+    torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=0.1).zero_grad()
+    F.cross_entropy(head(backbone(x).detach()), labels).backward()
+    assert {n for n, p in [*(("backbone." + k, v) for k, v in backbone.named_parameters()),
+                           *(("head." + k, v) for k, v in head.named_parameters())]
+            if p.grad is not None} == {"head.weight", "head.bias"}
     assert "Not answered yet" in repr(helpers.check("09.4", ...))
     assert {"09.1", "09.2", "09.3", "09.4"} <= set(EXERCISES)
 
@@ -538,8 +568,8 @@ def test_09_4_every_way_that_saves_the_backbones_gradient_work(way):
 
 
 def test_check_registers_pattern_exercises_on_its_own():
-    code = ("import helpers; v = helpers.check('09.4', {'backbone.0.weight', "
-            "'backbone.0.bias', 'head.weight', 'head.bias'}); assert v, v; print('ok')")
+    code = ("import helpers; v = helpers.check('09.4', {'head.weight', 'head.bias'}); "
+            "assert v, v; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

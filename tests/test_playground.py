@@ -137,10 +137,86 @@ def test_explorer_and_quiz_work_for_the_playground(require_tool):
 
 
 def test_exercises_accept_solutions_and_reject_wrong_answers():
-    assert helpers.check("08.1", set())
-    assert not helpers.check("08.1", {"l2.weight", "l2.bias"})
-    assert helpers.check("08.2", (8 * 3 + 8 + 8) * 4)
-    assert not helpers.check("08.2", 288)
-    assert helpers.check("08.3", (True, True))
-    assert not helpers.check("08.3", (True, False))
+    assert helpers.check("08.1", {"l1.weight", "l2.weight", "l2.bias"})
+    wrong = helpers.check("08.1", {"l2.weight", "l2.bias"})   # "frozen never moves"
+    assert not wrong and "without the weight decay" in repr(wrong)
+    assert not helpers.check("08.1", set())
+    assert helpers.check("08.2", (32 * 3 + 32 + 32) * 4)        # 640, counted by hand
+    assert not helpers.check("08.2", 160)                        # the batch of 8's count
+    assert not helpers.check("08.2", (32 * 4 + 32 * 3 + 32 + 32) * 4)   # also counting x
+    why = repr(helpers.check("08.2", 160))
+    assert "160" in why and "1152" in why                        # names both wrong answers
+    assert helpers.check("08.3", 3)
+    for wrong in (1, 2, 4):
+        assert not helpers.check("08.3", wrong)
+
+
+def test_exercise_08_1_frozen_weight_with_a_zero_grad_moves_under_weight_decay():
+    net = helpers.toy_net()
+    x, y = helpers.toy_batch()
+    net.l1.requires_grad_(False)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.1)
+    w0, b0 = net.l1.weight.detach().clone(), net.l1.bias.detach().clone()
+    optimizer.zero_grad()
+    helpers.toy_loss(net(x), y).backward()
+    net.l1.weight.grad = torch.zeros_like(net.l1.weight)
+    optimizer.step()
+    assert torch.allclose(net.l1.weight, w0 - 0.1 * 0.1 * w0)   # decay only
+    assert torch.equal(net.l1.bias, b0)                          # grad None: skipped
+
+
+def test_exercise_08_2_measured_on_a_batch_of_32():
+    from helpers.costs import saved_tensor_bytes
+
+    net = helpers.toy_net()
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+
+    def forward():
+        with torch.no_grad():
+            hidden = torch.relu(net.l1(x))
+        helpers.toy_loss(net.l2(hidden), y)
+    assert saved_tensor_bytes(forward, exclude=net) == 640
+
+    def plain():
+        helpers.toy_loss(net(x), y)
+    assert saved_tensor_bytes(plain, exclude=net) == 1152
+
+
+def test_exercise_08_3_batchnorm_counts_in_train_whatever_the_grad_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    x, _ = helpers.toy_batch()
+    counts = []
+    with torch.no_grad():
+        model(x)
+    counts.append(int(model[1].num_batches_tracked))
+    model.eval()
+    model(x)
+    counts.append(int(model[1].num_batches_tracked))
+    model.train()
+    with torch.inference_mode():
+        model(x)
+    counts.append(int(model[1].num_batches_tracked))
+    model(x)
+    counts.append(int(model[1].num_batches_tracked))
+    assert counts == [1, 1, 2, 3]
+    assert helpers.check("08.3", counts[-1])
     assert "Not answered yet" in repr(helpers.check("08.1", ...))
+
+
+def test_inference_inplace_explanation_says_the_value_is_written_before_the_error():
+    # PyTorch writes the new values, then raises: "cannot be modified in place" would be false.
+    from helpers.errors import explain
+
+    with torch.inference_mode():
+        t = torch.zeros(3)
+    with pytest.raises(RuntimeError) as info:
+        t.add_(1)
+    assert torch.equal(t, torch.ones(3))       # the edit happened before the error
+    caught = explain(info.value)
+    assert "Inplace update to inference tensor outside InferenceMode" in caught.message
+    assert "only after writing the new values" in caught.explanation
+    with torch.inference_mode():
+        t.add_(1)                               # allowed inside a later inference_mode block
+    assert torch.equal(t, torch.full((3,), 2.0))
+    assert "inside a later inference_mode block the edit is allowed" in caught.explanation

@@ -58,13 +58,15 @@ DETACH = register(Mechanism(
 
 # --- Exercises of notebook 03_detach -------------------------------------------------------
 
-@exercise("03.1", why="The cut is after L1, so backward never reaches l1.weight or l1.bias: "
-                      "their .grad stays None. L2 sits after the cut and gets its gradient.")
-def cut_after_l1_none():
+@exercise("03.1", why="The cut stops only the path through h.detach(). The path through h "
+                      "still reaches L1, so every parameter gets a gradient: no .grad is None "
+                      "(the empty set). {l1.weight, l1.bias} is the answer for a chain cut "
+                      "after L1, where L1 has no other path to the loss.")
+def two_paths_one_cut_none():
     net = toy_net()
     x, y = toy_batch()
-    hidden = net.l1(x).detach()
-    toy_loss(net.l2(torch.relu(hidden)), y).backward()
+    h = torch.relu(net.l1(x))
+    toy_loss(net.l2(h + h.detach()), y).backward()
     return {name for name, p in net.named_parameters() if p.grad is None}
 
 

@@ -95,30 +95,34 @@ PLAYGROUND = register(Mechanism(
 # --- Exercises of notebook 08_compare_all ---------------------------------------------------
 # Each computes the expected answer with plain PyTorch.
 
-@exercise("08.1", why="l1 is frozen, so its grads stay None and SGD skips it; l2 gets its "
-                      "gradients, but the optimizer was given only l1. Nothing moves: each "
-                      "tool is fine alone, together they train nothing.")
-def _moved_with_l1_frozen_and_only_l1_in_optimizer():
+@exercise("08.1", why="SGD does not look at requires_grad, only at .grad: it skips l1.bias "
+                      "(grad None) but not l1.weight, whose grad of zeros gets weight decay "
+                      "added (0.1 * weight), so the frozen weight moves; l2 trains as usual. "
+                      "{l2.weight, l2.bias} would be right without the weight decay, or with "
+                      "the grad left None.")
+def _moved_with_l1_frozen_and_a_zero_grad_under_weight_decay():
     net = toy_net()
     x, y = toy_batch()
     net.l1.requires_grad_(False)
-    optimizer = torch.optim.SGD(net.l1.parameters(), lr=LEARNING_RATE)
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, weight_decay=0.1)
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     optimizer.zero_grad()
     toy_loss(net(x), y).backward()
+    net.l1.weight.grad = torch.zeros_like(net.l1.weight)
     optimizer.step()
     return {n for n, p in net.named_parameters() if not torch.equal(before[n], p)}
 
 
 @exercise("08.2", why="Under no_grad, L1 and the ReLU save nothing. L2 saves its input, the "
-                      "ReLU output (8 x 3 floats = 96 bytes); the MSE loss saves the output and "
-                      "the target (8 x 1 floats each = 64 bytes): 160 bytes, against 288 for "
-                      "the plain step, where L1 also keeps x (128 bytes).")
+                      "ReLU output (32 x 3 floats = 384 bytes); the MSE loss saves the output "
+                      "and the target (32 x 1 floats each = 256 bytes): 640 bytes. 160 is the "
+                      "matrix's count for the batch of 8; 1152 would also count x (512 bytes), "
+                      "which L1 keeps only when it is recorded.")
 def _saved_bytes_l1_under_no_grad():
     from ..costs import saved_tensor_bytes
 
     net = toy_net()
-    x, y = toy_batch()
+    x, y = torch.zeros(32, 4), torch.zeros(32, 1)   # the values do not change the bytes
 
     def forward():
         with torch.no_grad():
@@ -127,16 +131,25 @@ def _saved_bytes_l1_under_no_grad():
     return saved_tensor_bytes(forward, exclude=net)
 
 
-@exercise("08.3", why="eval() switches Dropout off (two forwards agree) but records the graph "
-                      "as usual: the output has a grad_fn. no_grad is the switch for recording.")
-def _eval_mode_effects():
+@exercise("08.3", why="BatchNorm updates its statistics in train() whatever the gradient mode: "
+                      "the no_grad, the inference_mode and the plain forward count, the forward "
+                      "in eval() does not: 3. 1 or 2 would mean no_grad or inference_mode "
+                      "stopped the update (they only switch recording); 4 would mean eval() "
+                      "did not.")
+def _batchnorm_batches_tracked():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5),
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
                                 torch.nn.Linear(8, 1))
     x, _ = toy_batch()
+    with torch.no_grad():
+        model(x)
     model.eval()
-    first, second = model(x), model(x)
-    return (torch.equal(first, second), first.grad_fn is not None)
+    model(x)
+    model.train()
+    with torch.inference_mode():
+        model(x)
+    model(x)
+    return int(model[1].num_batches_tracked)
 
 
 __all__ = ["PLAYGROUND", "playground_forward", "playground_step", "PARAM_NAMES"]

@@ -324,6 +324,9 @@ loss = helpers.toy_loss(net.l2(activations), y)
 
 logged = activations.detach().clone()
 logged -= logged.mean()              # edits the copy only
+other = activations.detach()
+other = other - other.mean()         # the other fix: a new tensor, no in-place edit
+assert activations._version == 0     # neither fix touched the saved activations
 
 loss.backward()
 for name, p in net.named_parameters():
@@ -489,8 +492,14 @@ assert all(p.grad is None for p in actor.parameters())          # with detach():
 
 # %% [markdown]
 # ## Exercises
-# **03.1** With the cut after L1 (`net.l2(torch.relu(net.l1(x).detach()))`), which parameters
-# have `.grad` equal to `None` after `backward()`? Answer with a set of names.
+# **03.1** Two paths from L1, one of them cut. On a fresh network (`helpers.toy_net()`):
+#
+# ```python
+# h = torch.relu(net.l1(x))
+# helpers.toy_loss(net.l2(h + h.detach()), y).backward()
+# ```
+#
+# Which parameters have `.grad` equal to `None`? Answer with a set of names (possibly empty).
 
 # %%
 answer = ...  # e.g. {"l2.bias"}
@@ -499,7 +508,8 @@ helpers.check("03.1", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `{"l1.weight", "l1.bias"}`: backward stops at the detached tensor and never reaches L1.
+# `set()`: none. Backward stops at `h.detach()`, but the other path, through `h`, still reaches
+# L1, so L1 gets a gradient along it, as in the bootstrapped target above.
 # </details>
 #
 # **03.2** A bootstrapped target: the toy network should move `net(x)` towards

@@ -164,7 +164,9 @@ assert len(groups.rows) == 10
 # table is `helpers.truth_table("playground")`.
 
 # %%
-compare.filtered_truth_table("playground", inference="no", edit="none")
+no_inference_no_edit = compare.filtered_truth_table("playground", inference="no", edit="none")
+assert len(no_inference_no_edit.rows) == 36 == 3 * 2 * 2 * 3
+no_inference_no_edit
 
 # %% [markdown]
 # ## What happened and why
@@ -216,9 +218,10 @@ assert "AddmmBackward0" in under_no_grad and "ReluBackward0" in under_no_grad
 # %% [markdown]
 # **With the plain SGD of these steps, a parameter moves only if it has a gradient *and* the
 # optimizer holds it.** SGD never looks at `requires_grad`: it skips a parameter whose `.grad`
-# is `None`. That is the prediction above: `no_grad` over L1 plus an optimizer of L1 moves
-# nothing. Not every optimizer skips a `None` grad: [06](06_optimizer_subsets.ipynb) runs
-# every built-in one, and LBFGS moves such a parameter.
+# is `None`, and moves a frozen one that has a `.grad` (last lines of the cell below). That is
+# the prediction above: `no_grad` over L1 plus an optimizer of L1 moves nothing. Not every
+# optimizer skips a `None` grad: [06](06_optimizer_subsets.ipynb) runs every built-in one, and
+# LBFGS moves such a parameter.
 
 # %%
 stuck = helpers.run("playground", no_grad="l1", optimizer="l1")
@@ -232,6 +235,11 @@ for combination in helpers.get_mechanism("playground").combinations():
     for name, p in outcome.params.items():
         held = combination["optimizer"] in ("all", name.split(".")[0])
         assert p.changed == (held and p.grad == "values")
+
+frozen_by_hand = nn.Parameter(torch.ones(2)).requires_grad_(False)
+frozen_by_hand.grad = torch.ones(2)                  # a .grad set by hand on a frozen parameter
+torch.optim.SGD([frozen_by_hand], lr=0.5).step()
+assert torch.equal(frozen_by_hand.detach(), torch.full((2,), 0.5))   # moved all the same
 
 # %% [markdown]
 # **Stacking ways of taking L1 out of the graph changes nothing more.** Freezing L1 *and*
@@ -447,9 +455,11 @@ assert all(p.grad is None for p in net.parameters())
 
 # %% [markdown]
 # ## Exercises
-# **08.1** Freeze L1 (`net.l1.requires_grad_(False)`) and build the optimizer over
-# `net.l1.parameters()` only. After one step on the toy batch, which parameters changed? Answer
-# with a set of names (possibly empty).
+# **08.1** On a fresh network, freeze L1 (`net.l1.requires_grad_(False)`), build
+# `torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.1)`, run `zero_grad()`, the
+# forward, the loss and `backward()` on the toy batch, then set
+# `net.l1.weight.grad = torch.zeros_like(net.l1.weight)` before `step()`. Which parameters
+# changed? Answer with a set of names (possibly empty).
 
 # %%
 answer = ...  # e.g. {"l1.weight"}
@@ -458,12 +468,14 @@ helpers.check("08.1", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `set()`: l1 is frozen, so its grads stay `None` and SGD skips it; l2 gets gradients, but the
-# optimizer does not hold it. Check with `helpers.run("playground", freeze="l1", optimizer="l1")`.
+# `{"l1.weight", "l2.weight", "l2.bias"}`. SGD does not look at `requires_grad`: it skips
+# `l1.bias`, whose grad is `None`, but `l1.weight` has a grad (of zeros), and weight decay adds
+# `0.1 * weight` to it, so the frozen weight moves. l2 trains as usual.
 # </details>
 #
 # **08.2** How many bytes does the forward with its loss save for backward (not counting the
-# weights) when L1 and the ReLU run under `no_grad`? Count by hand: which tensors does L2 keep,
+# weights) when L1 and the ReLU run under `no_grad`, on a batch of 32 examples instead of 8
+# (`x, y = torch.randn(32, 4), torch.randn(32, 1)`)? Count by hand: which tensors does L2 keep,
 # which does the MSE loss keep? Answer with an int.
 
 # %%
@@ -473,31 +485,35 @@ helpers.check("08.2", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `160`: L2 keeps its input, the ReLU output (8 × 3 floats, 96 bytes); the loss keeps the output
-# and the target (8 × 1 floats each, 64 bytes). The `no_grad` row of the matrix says the same.
+# `640`: L2 keeps its input, the ReLU output (32 × 3 floats, 384 bytes); the loss keeps the
+# output and the target (32 × 1 floats each, 256 bytes). Four times the `no_grad` row of the
+# matrix (160 bytes for 8 examples). Check it with
+# `costs.saved_tensor_bytes(forward, exclude=net)`, as in notebook 03.
 # </details>
 #
-# **08.3** A model with Dropout is put in `eval()` mode, without `no_grad`. Are two forwards on
-# the same batch equal, and does the output have a `grad_fn`? Answer with a tuple of two
-# booleans.
+# **08.3** A fresh `nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))` runs
+# four forwards on the batch: one under `torch.no_grad()`, then one after `model.eval()`, then,
+# after `model.train()`, one under `torch.inference_mode()` and a plain one. What is
+# `model[1].num_batches_tracked` then? Answer with an int.
 
 # %%
-answer = ...  # e.g. (False, False)
+answer = ...  # e.g. 0
 helpers.check("08.3", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(True, True)`: `eval()` turns Dropout off, so the forwards agree, but it does not stop
-# recording: the output has a `grad_fn`. Evaluation code wants `eval()` and `no_grad()`.
+# `3`: BatchNorm updates its statistics in `train()` whatever the gradient mode, so the
+# `no_grad`, the `inference_mode` and the plain forwards count; the forward in `eval()` does not.
 # </details>
 
 # %% [markdown]
 # ## Going deeper: what else `model.eval()` switches (5 minutes)
-# `model.eval()` sets `training = False` on the model and on every submodule, and does nothing
-# else. A module behaves differently only if its code reads that flag, and in `torch.nn` that is
-# more than Dropout and BatchNorm. These are the classes whose code (their own or a parent
-# class's) reads `self.training`, on the PyTorch you have:
+# `model.eval()` sets `training = False` on the model and on every submodule, and for the
+# classes of `torch.nn` it does nothing else: none of them overrides `train()`, which `eval()`
+# calls (your own module could). A module behaves differently only if its code reads that
+# flag, and in `torch.nn` that is more than Dropout and BatchNorm. These are the classes whose
+# code (their own or a parent class's) reads `self.training`, on the PyTorch you have:
 
 # %%
 import inspect
@@ -522,11 +538,14 @@ print(", ".join(readers))
 assert {"Dropout", "BatchNorm1d", "InstanceNorm1d", "RReLU", "LSTM", "GRU",
         "MultiheadAttention", "TransformerEncoderLayer"} <= set(readers)
 assert all(not m.training for m in model.modules())    # eval() above reached every submodule
+assert all(cls.train is nn.Module.train for cls in vars(nn).values()
+           if isinstance(cls, type) and issubclass(cls, nn.Module))
+assert "self.train(False)" in inspect.getsource(nn.Module.eval)
 
 # %% [markdown]
-# Three of them, each run twice in `train()` and twice in `eval()`: `nn.RReLU` draws a random
-# slope for negative inputs while training and uses a fixed one in `eval()`; a two-layer
-# `nn.LSTM(dropout=0.5)` drops between its layers only while training.
+# Three of them in action. The first two each run twice in `train()` and twice in `eval()`:
+# `nn.RReLU` draws a random slope for negative inputs while training and uses a fixed one in
+# `eval()`; a two-layer `nn.LSTM(dropout=0.5)` drops between its layers only while training.
 
 # %%
 torch.manual_seed(0)
@@ -552,53 +571,71 @@ for module, inputs in [(rrelu, negatives), (lstm, sequence)]:
 assert torch.allclose(rrelu(negatives), torch.full((6,), -0.2))   # eval slope: (0.1 + 0.3) / 2
 
 # %% [markdown]
-# The third: `nn.TransformerEncoderLayer` and `nn.MultiheadAttention` switch to a fused "fast
-# path" only in `eval()` (and only with autograd off, or nothing requiring grad: notebook 04
-# measures what that saves). Here both run under `no_grad`, once with the fast path allowed and
-# once with it switched off (`torch.backends.mha.set_fastpath_enabled(False)`). In `train()`
-# the two outputs are identical: the same kernels ran. In `eval()` the last bits differ: the
-# fused kernels computed it.
+# The third: `nn.MultiheadAttention` and the Transformer encoder take a fused "fast path" only
+# in `eval()`, and only with autograd off or nothing requiring grad, among other conditions
+# PyTorch documents (notebook 04 measures what that saves). `nn.TransformerEncoder` reads its
+# first layer's flag rather than its own, so the list above misses it; it switches all the same.
+# The profiler shows which operators ran, whatever the timings and the CPU: the fused attention
+# is `aten::_native_multi_head_attention`, the fused encoder layer
+# `aten::_transformer_encoder_layer_fwd`. Each module below runs in five settings.
 
 # %%
 torch.manual_seed(0)
-encoder_layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0,
-                                           batch_first=True)
+encoder = costs.transformer_encoder(d_model=16, heads=2)    # 2 layers, in eval()
 attention = nn.MultiheadAttention(16, 2, batch_first=True)
-tokens = torch.randn(4, 10, 16)
-layers = {"TransformerEncoderLayer": lambda t: encoder_layer(t),
-          "MultiheadAttention": lambda t: attention(t, t, t, need_weights=False)[0]}
+src, pad = costs.padded_batch(batch=4, tokens=10, d_model=16)  # pad: the last 5 tokens
+modules = {"MultiheadAttention": (attention, "aten::_native_multi_head_attention",
+                                  lambda: attention(src, src, src, need_weights=False)),
+           "TransformerEncoder": (encoder, costs.FAST_PATH_OPERATOR,
+                                  lambda: encoder(src, src_key_padding_mask=pad))}
+settings = {"train(), grad mode": (True, True, False), "train(), no_grad": (True, False, False),
+            "eval(), grad mode": (False, True, False), "eval(), no_grad": (False, False, False),
+            "eval(), grad mode, all frozen": (False, True, True)}
 
 
-def same_with_fast_path_off(run):
+def fused(name, training, grad, frozen):
+    module, operator, call = modules[name]
+    module.train(training).requires_grad_(not frozen)
     try:
-        with torch.no_grad():
-            torch.backends.mha.set_fastpath_enabled(True)
-            allowed = run(tokens)
-            torch.backends.mha.set_fastpath_enabled(False)
-            off = run(tokens)
+        with torch.set_grad_enabled(grad):
+            return operator in costs.operators_run(call)
     finally:
-        torch.backends.mha.set_fastpath_enabled(True)
-    return torch.equal(allowed, off)
+        module.requires_grad_(True)
 
 
-for name, run in layers.items():
-    encoder_layer.train()
-    attention.train()
-    in_train = same_with_fast_path_off(run)
-    encoder_layer.eval()
-    attention.eval()
-    in_eval = same_with_fast_path_off(run)
-    print(f"{name}: fast-path switch changes nothing in train(): {in_train}, in eval(): {in_eval}")
-    assert in_train and not in_eval
+for name in modules:
+    taken = [setting for setting, args in settings.items() if fused(name, *args)]
+    print(f"{name}: fast path in {taken}")
+    assert taken == ["eval(), no_grad", "eval(), grad mode, all frozen"]
+
+# %% [markdown]
+# The encoder's output shows it too. Given a padding mask, on its fast path it skips the padded
+# tokens, and they come back as exact zeros; in `train()`, or with the fast path switched off
+# (`torch.backends.mha.set_fastpath_enabled(False)`, here through `costs.fastpath`), they get
+# values like any other token.
+
+# %%
+padded_zero = {}
+for setting, (training, fast) in {"eval(), no_grad": (False, True),
+                                  "train(), no_grad": (True, True),
+                                  "eval(), no_grad, fast path off": (False, False)}.items():
+    encoder.train(training)
+    with torch.no_grad(), costs.fastpath(fast):
+        out = encoder(src, src_key_padding_mask=pad)
+    padded_zero[setting] = bool((out[pad] == 0).all())
+encoder.eval()
+print(padded_zero)
+assert padded_zero == {"eval(), no_grad": True, "train(), no_grad": False,
+                       "eval(), no_grad, fast path off": False}
 
 # %% [markdown]
 # ## Recap
 # - Freeze, `no_grad`, `inference_mode` and `detach` all stop gradients, at different costs:
 #   `no_grad` and `inference_mode` skip recording, freezing skips it only where no input
 #   requires grad, `detach` cuts after recording; inference tensors cannot be saved for backward.
-# - With SGD, a parameter moves only if it has a gradient and the optimizer holds it (06 covers
-#   the other optimizers); stacking tools can leave nothing to train, or nothing to
-#   differentiate.
+# - With plain SGD, a parameter moves only if it has a gradient and the optimizer holds it (06
+#   covers momentum, weight decay and the other optimizers); stacking tools can leave nothing to
+#   train, or nothing to differentiate.
 # - `model.eval()` switches every module that reads its `training` flag (Dropout, BatchNorm
 #   and more); gradient tools switch recording. Evaluation wants both.
 #

@@ -62,6 +62,7 @@ _ = torch.manual_seed(0)
 from helpers import patterns
 
 print(list(patterns.PATTERNS))
+assert len(patterns.PATTERNS) == 9
 
 # %% [markdown]
 # ## The shared toy network
@@ -234,8 +235,8 @@ assert ema.changed["ema.weight"]     # moved by the average, not by an optimizer
 ema.table()
 
 # %% [markdown]
-# The EMA weights are exactly the weighted average of their old values (the student before
-# the step) and the student after the step.
+# The EMA weights are the weighted average of their old values (the student before the step)
+# and the student after the step, up to float rounding.
 
 # %%
 start, _, _, _ = patterns.ema_pair()
@@ -572,9 +573,10 @@ assert "modified by an inplace operation" in retained.error.message
 assert retained.facts["RNN steps in the last chunk's graph"] == 4
 
 # %% [markdown]
-# In a GAN it silences the error of pattern 5 and trains on a wrong gradient. `d_loss` still
-# reaches the generator and fills its `.grad`; in a loop that clears both optimizers once, at
-# the top of the iteration, the generator then steps on its own gradient *plus* that one.
+# In a GAN it silences the error of pattern 5, and `d_loss` still reaches the generator and
+# fills its `.grad`. What that costs depends on where the generator's grads are cleared. In a
+# loop that clears both optimizers once, at the top of the iteration, the generator steps on
+# its own gradient *plus* that one: a wrong update, without any error.
 
 # %%
 generator, discriminator, noise, real = patterns.gan_parts()
@@ -597,6 +599,28 @@ print("generator's own gradient:   ", own.flatten()[:3])
 print("what its step would use now:", generator.weight.grad.flatten()[:3])
 assert torch.allclose(generator.weight.grad, own + leaked)
 assert not torch.allclose(generator.weight.grad, own)
+
+# %% [markdown]
+# With pattern 5's order, `g_opt.zero_grad()` just before the generator's backward, the leaked
+# gradient is cleared in time: the generator's update is right, and `d_loss`'s backward through
+# the generator was wasted work.
+
+# %%
+generator, discriminator, noise, real = patterns.gan_parts()
+d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
+
+fake = generator(noise)
+d_opt.zero_grad()
+d_loss = bce(discriminator(real), ones) + bce(discriminator(fake), zeros)   # no detach()
+d_loss.backward(retain_graph=True)
+assert generator.weight.grad is not None     # computed for nothing ...
+d_opt.step()
+g_opt.zero_grad()                            # ... and cleared here
+g_loss = bce(discriminator(fake), ones)
+own = torch.autograd.grad(g_loss, generator.weight, retain_graph=True)[0]
+g_loss.backward()
+assert torch.allclose(generator.weight.grad, own)
 
 # %% [markdown]
 # **Fix:** `detach()` where the history should stop: `h = h.detach()` at the start of each
@@ -721,10 +745,12 @@ helpers.check("09.3", answer)
 # ```
 # </details>
 #
-# **09.4** Fine-tuning with a head-only optimizer but an unfrozen backbone (the
-# `optimizer_only` mistake). After `backward()`, which parameters have a `.grad` that is not
-# `None`? Answer with a set of names from `backbone.0.weight`, `backbone.0.bias`,
-# `head.weight`, `head.bias`.
+# **09.4** Fine-tuning without freezing: take `backbone, head, x, labels =
+# patterns.transfer_parts()`, one `torch.optim.SGD` over the backbone's and the head's
+# parameters, and feed the head the backbone's output detached:
+# `F.cross_entropy(head(backbone(x).detach()), labels)`. After `backward()`, which parameters
+# have a `.grad` that is not `None`? Answer with a set of names from `backbone.0.weight`,
+# `backbone.0.bias`, `head.weight`, `head.bias`.
 
 # %%
 answer = ...  # e.g. {"head.weight"}
@@ -733,10 +759,10 @@ helpers.check("09.4", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# All four. Backward fills the `.grad` of every parameter that requires grad and is in the
-# graph; the optimizer only decides what moves. Three ways save the work:
-# `backbone.requires_grad_(False)`, running the backbone under `torch.no_grad()`, or feeding the
-# head `backbone(x).detach()` (that one still records the backbone's forward).
+# `{"head.weight", "head.bias"}`. Backward stops at the cut, so it never reaches the backbone,
+# although the backbone requires grad and the optimizer holds it: the optimizer decides what
+# moves, not what gets a gradient. `backbone.requires_grad_(False)` or running the backbone
+# under `torch.no_grad()` give the same grads, and also skip recording the backbone's forward.
 # </details>
 
 # %% [markdown]
