@@ -1,4 +1,4 @@
-"""The inference_mode mechanism, its notebook's claims and exercises, and peak_memory_bytes.
+"""The inference_mode mechanism and its notebook's claims and exercises (costs: test_costs.py).
 
 Every expectation is computed here with plain PyTorch (or counted by hand), never by calling
 the helper under test.
@@ -11,12 +11,9 @@ import torch
 from torch import nn
 
 import helpers
-from helpers.costs import larger_mlp, peak_memory_bytes
 from helpers.exercises import check
-from helpers.mechanisms.inference_mode import memory_by_mode, time_ratios
 from helpers.toy import PARAM_NAMES, toy_batch, toy_net
 
-FLOAT = 4  # bytes per float32
 COMBINATIONS = [(part, clone) for part in ("none", "l1", "all") for clone in ("no", "yes")]
 
 
@@ -150,38 +147,57 @@ def test_enable_grad_does_not_record_inference_mode_false_does():
     assert r.grad_fn is not None and not r.is_inference()
 
 
-def test_peak_memory_bytes_counts_allocations_by_hand():
-    assert peak_memory_bytes(lambda: torch.ones(1000)) == 1000 * FLOAT
-
-    def two_alive_then_one():
-        a = torch.ones(100)
-        b = torch.ones(50)
-        del a, b
-        return torch.ones(120)
-
-    assert peak_memory_bytes(two_alive_then_one) == 150 * FLOAT
-    assert peak_memory_bytes(lambda: None) == 0
-
-
-def test_memory_by_mode_against_hand_counts():
-    mlp = larger_mlp()
-    x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(0))
-    memory = memory_by_mode(mlp, x)
-    activation = 64 * 1024 * FLOAT
-    # grad mode keeps the input and the 4 ReLU outputs; the peak holds those 4 ReLU outputs
-    # and the Linear output the last ReLU reads; without recording, one input and one output.
-    assert memory["grad mode"] == {"saved": 5 * activation, "peak": 5 * activation}
-    assert memory["no_grad"] == memory["inference_mode"] == {"saved": 0, "peak": 2 * activation}
-    toy = memory_by_mode(toy_net(), toy_batch()[0])
-    # x (8x4) and the ReLU output (8x3) are saved; the peak is L1's and the ReLU's outputs
-    assert toy["grad mode"] == {"saved": (32 + 24) * FLOAT, "peak": 48 * FLOAT}
-    assert toy["no_grad"] == toy["inference_mode"] == {"saved": 0, "peak": 48 * FLOAT}
+def test_clone_changes_nothing_when_nothing_ran_in_the_mode():
+    """part=none: no tensor was made in inference mode, so clone has nothing to act on; the two
+    rows are the same step, graph included (no CloneBackward0 of a normal tensor)."""
+    plain = helpers.run("inference_mode", part="none", clone="no")
+    cloned = helpers.run("inference_mode", part="none", clone="yes")
+    for name in PARAM_NAMES:
+        assert torch.equal(plain.tensors[name].grad, cloned.tensors[name].grad)
+        assert plain.params[name].changed and cloned.params[name].changed
+    drawn = [repr(helpers.draw(outcome)).splitlines() for outcome in (plain, cloned)]
+    assert drawn[0][0].endswith("clone=no") and drawn[1][0].endswith("clone=yes")
+    assert drawn[0][1:] == drawn[1][1:]                      # the same graph, title aside
+    assert "CloneBackward0" not in repr(helpers.draw(cloned))
+    option = helpers.get_mechanism("inference_mode").option("clone")
+    assert "No effect when part is 'nothing'" in option.description
 
 
-def test_time_ratios_shape():
-    ratios = time_ratios(toy_net(), toy_batch()[0], times=2, repeats=1, rounds=1)
-    assert set(ratios) == {"grad mode", "no_grad", "inference_mode"}
-    assert ratios["no_grad"] == 1.0 and all(r > 0 for r in ratios.values())
+def test_not_every_tensor_made_in_the_mode_is_an_inference_tensor():
+    """Fact 33: views and detach() of normal tensors, made inside the mode, are normal."""
+    normal = torch.ones(4)
+    with torch.inference_mode():
+        new = normal * 2
+        view, detached = normal[:2], normal.detach()
+    assert new.is_inference()
+    assert not view.is_inference() and not detached.is_inference()
+
+
+def test_requires_grad_true_made_inside_trains_and_a_module_built_inside_trains_wrongly():
+    """Fact 34: an inference leaf still collects .grad; a Linear built inside the mode gets no
+    weight gradient outside it, only a bias gradient."""
+    with torch.inference_mode():
+        w = torch.ones(3, requires_grad=True)
+    (w * torch.arange(3.0)).sum().backward()
+    assert w.is_inference() and w.is_leaf and torch.equal(w.grad, torch.arange(3.0))
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        layer = nn.Linear(4, 2)
+    layer(torch.ones(3, 4)).sum().backward()
+    assert layer.weight.grad is None and torch.equal(layer.bias.grad, torch.full((2,), 3.0))
+
+
+def test_forward_mode_ad_is_off_in_inference_mode_not_in_no_grad():
+    """Fact 35."""
+    import torch.autograd.forward_ad as fwAD
+
+    tangents = {}
+    for name, context in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
+        with fwAD.dual_level(), context():
+            dual = fwAD.make_dual(torch.ones(3), torch.ones(3))
+            tangents[name] = fwAD.unpack_dual(dual * 2).tangent
+    assert torch.equal(tangents["no_grad"], torch.full((3,), 2.0))
+    assert tangents["inference_mode"] is None
 
 
 def test_quiz_and_explorer():

@@ -209,15 +209,3 @@ def test_exercise_04_3():
     assert not check("04.3", w0)
     assert not check("04.3", w0 - 0.1 * net.l1.weight.grad)
     assert EXERCISES["04.3"].why
-
-
-def test_interleaved_seconds_times_in_turns():
-    from helpers.costs import interleaved_seconds
-
-    calls = []
-    result = interleaved_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                                 repeats=3, warmup=1)
-    assert calls == ["a", "b"] * 4  # warm-up round, then 3 timed rounds, alternating
-    assert set(result) == {"a", "b"}
-    for stats in result.values():
-        assert 0 <= stats["min"] <= stats["median"] <= stats["max"]

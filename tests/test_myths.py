@@ -1,14 +1,13 @@
-"""helpers.myths (the claims and verdicts of notebook 10) and the mode costs in helpers.costs.
+"""helpers.myths: the claims and verdicts of notebook 10, and how it presents helpers.costs.
 
 Every verdict in the data is checked here against plain PyTorch, independently of the notebook
 and of the helpers under test, so a PyTorch upgrade that changes a behaviour fails here too.
 """
 
-import json
+import contextlib
 import re
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -219,6 +218,71 @@ def test_a_bad_verdict_or_notebook_is_refused():
         myths.verdict("nope")
 
 
+def optimizers_that_move_a_parameter_whose_grad_is_none():
+    """Every built-in torch.optim optimizer: 2 steps on two parameters, then one is frozen with
+    its grad set to None, then 2 more steps. Returns the names of those that moved it anyway."""
+    movers = set()
+    for name in dir(torch.optim):
+        cls = getattr(torch.optim, name)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or \
+                cls is torch.optim.Optimizer or name == "SparseAdam":  # sparse grads only
+            continue
+        torch.manual_seed(0)
+        a = torch.randn(3, 3, requires_grad=True)      # 2-D: Muon takes matrices only
+        b = torch.randn(3, 3, requires_grad=True)
+        optimizer = cls([a, b], lr=0.1)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = ((a - 1) ** 2).sum()
+            if b.requires_grad:
+                loss = loss + ((b + 1) ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            optimizer.step(closure)
+        b.requires_grad_(False)
+        b.grad = None
+        start = b.detach().clone()
+        for _ in range(2):
+            optimizer.step(closure)
+        assert b.grad is None
+        if not torch.equal(b, start):
+            movers.add(name)
+    return movers
+
+
+def test_optimizer_verdict_names_every_exception():
+    """The old reason said optimizers skip a parameter whose grad is None; LBFGS moves it."""
+    reason = myths.verdict("optimizers_skip_frozen").reason
+    movers = optimizers_that_move_a_parameter_whose_grad_is_none()
+    assert movers, "no optimizer moves it any more: the exception can go"
+    for name in movers:
+        assert name in reason, name
+
+
+def test_no_grad_verdict_names_the_kernels_it_changes():
+    """The reason must not say no_grad saves only bookkeeping: a Transformer encoder in eval()
+    runs its fused fast path only with autograd off, and detaching afterwards does not."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, 1).eval()
+    src = torch.randn(2, 8, 16)
+    pad = torch.arange(8).expand(2, 8) >= 4
+
+    def kernels(no_grad):
+        with warnings.catch_warnings(), torch.profiler.profile() as prof:
+            warnings.simplefilter("ignore")            # the nested-tensor prototype notice
+            with torch.no_grad() if no_grad else contextlib.nullcontext():
+                encoder(src, src_key_padding_mask=pad).detach()
+        return {event.name for event in prof.events()}
+
+    fused = "aten::_transformer_encoder_layer_fwd"
+    assert fused in kernels(True) and fused not in kernels(False)
+    assert "fast path" in myths.verdict("no_grad_beats_detach").reason
+
+
 def test_verdict_display():
     m = myths.verdict("eval_stops_autograd")
     assert m._repr_markdown_() == (
@@ -274,79 +338,12 @@ def test_timing_cells_are_tagged_and_nothing_else_is():
     assert "mode_costs(" not in untagged and "time_ratio" not in untagged
 
 
-# ----- costs: mode_costs, forward_in_mode, interleaved_ratios ----------------------------------
-
-def test_forward_in_mode():
-    net = plain_net()
-    x, _ = plain_batch()
-    calls = []
-    net.register_forward_hook(lambda module, args, out: calls.append(
-        (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), out.grad_fn is not None)))
-    for mode in costs.FORWARD_MODES:
-        costs.forward_in_mode(mode, net, x, times=2)()
-    assert calls == [(True, False, True)] * 2 + [(False, False, False)] * 2 + \
-        [(False, True, False)] * 2 + [(True, False, True)] * 2
-    with pytest.raises(ValueError, match="unknown mode 'eval'"):
-        costs.forward_in_mode("eval", net, x)
-
-
-def test_mode_costs_memory_by_hand():
-    width, depth, batch = 64, 3, 8
-    mlp = costs.larger_mlp(width=width, depth=depth)
-    result = costs.mode_costs(mlp, batch=batch, repeats=3, warmup=1)
-    assert json.loads(json.dumps(result)) == result             # a plain dict
-    assert result["baseline"] == "grad mode" and result["batch"] == batch
-    assert result["repeats"] == 3 and result["forwards_per_run"] == 1
-    modes = result["modes"]
-    assert list(modes) == list(costs.FORWARD_MODES)
-    activation = batch * width * 4
-    # grad mode keeps the input and every hidden ReLU output (depth tensors of batch x width)
-    assert modes["grad mode"]["saved_bytes"] == (depth + 1) * activation
-    assert modes["detach after"]["saved_bytes"] == (depth + 1) * activation
-    assert modes["no_grad"]["saved_bytes"] == modes["inference_mode"]["saved_bytes"] == 0
-    # peak: grad mode holds the earlier ReLU outputs plus the last layer's output and ReLU;
-    # without recording only one layer's output and its ReLU are alive at once
-    assert modes["grad mode"]["peak_bytes"] == (depth + 1) * activation
-    assert modes["detach after"]["peak_bytes"] == (depth + 1) * activation
-    assert modes["no_grad"]["peak_bytes"] == modes["inference_mode"]["peak_bytes"] == \
-        2 * activation
-    assert modes["grad mode"]["time_ratio"] == 1.0
-    for m in modes.values():
-        assert m["time_ratio"] > 0 and m["median_seconds"] > 0
-        assert isinstance(m["peak_bytes"], int) and isinstance(m["saved_bytes"], int)
-
-
-def test_mode_costs_default_is_the_larger_mlp_on_a_batch_of_64():
-    result = costs.mode_costs(repeats=1, warmup=0)
-    assert result["batch"] == 64
-    assert result["modes"]["grad mode"]["saved_bytes"] == 5 * 64 * 1024 * 4
-
-
-def test_interleaved_ratios():
-    calls = []
-
-    def sleeper(name, seconds):
-        def run():
-            calls.append(name)
-            time.sleep(seconds)
-        return run
-
-    timed = costs.interleaved_ratios({"short": sleeper("short", 0.01),
-                                      "long": sleeper("long", 0.03)},
-                                     baseline="short", repeats=4, warmup=1)
-    assert timed["short"]["ratio"] == 1.0
-    assert 2.0 < timed["long"]["ratio"] < 4.5
-    assert timed["long"]["min"] <= timed["long"]["median"] <= timed["long"]["max"]
-    # warm-up in order, then rounds that start with a different function each time
-    assert calls == ["short", "long", "short", "long", "long", "short", "short", "long",
-                     "long", "short"]
-    with pytest.raises(ValueError, match="baseline 'x'"):
-        costs.interleaved_ratios({"a": lambda: None}, baseline="x")
-
+# ----- presenting helpers.costs.mode_costs results (costs itself: tests/test_costs.py) --------
 
 def fake_costs(ratio):
     modes = {mode: {"time_ratio": 1.0 if mode == "grad mode" else ratio,
-                    "median_seconds": 0.001, "peak_bytes": 3 * 2**20, "saved_bytes": 2048}
+                    "median_seconds": 0.001, "context_seconds": 2.5e-6,
+                    "peak_bytes": 3 * 2**20, "saved_bytes": 2048}
              for mode in costs.FORWARD_MODES}
     return {"baseline": "grad mode", "repeats": 3, "forwards_per_run": 1, "batch": 8,
             "modes": modes}
@@ -355,7 +352,9 @@ def fake_costs(ratio):
 def test_cost_table():
     table = myths.cost_table({"a": fake_costs(0.5), "b": fake_costs(0.25)})
     assert len(table.rows) == 2 * len(costs.FORWARD_MODES)
-    assert table.rows[1] == ["a", "no_grad", "0.50", "3.00 MiB", "2.0 KiB"]
+    assert table.columns == ["network", "mode", "time / grad mode", "enter + leave mode",
+                             "peak memory", "saved for backward"]
+    assert table.rows[1] == ["a", "no_grad", "0.50", "2.5 µs", "3.00 MiB", "2.0 KiB"]
     assert table.rows[-1][:3] == ["b", "detach after", "0.25"]
 
 

@@ -16,11 +16,13 @@ Four measurements, each against the budget of issue 7:
    (binder/requirements.txt, built as tests/test_pipeline.py builds it).
 4. The teaching measurements notebooks 04, 05 and 10 print, from the helpers they call, as the
    median of several runs with min and max.
+5. The gradient doctor's cost (issue 13, tools/bench_doctor.py): ``helpers.diagnose`` of a step
+   over the plain step, on the toy net and a 1M-parameter MLP.
 
 Timings go only into BENCHMARKS.md: no test passes or fails on a time.
 Environment: BENCH_QUICK=1 (fewer repeats), BENCH_OUT=path (default BENCHMARKS.md),
-BENCH_SKIP=toggles,notebooks,footprint,teaching (comma-separated sections to leave out),
-BENCH_BUILD_BINDER=0 (do not build build/binder-venv when it is missing).
+BENCH_SKIP=toggles,notebooks,footprint,teaching,doctor (comma-separated sections to leave
+out), BENCH_BUILD_BINDER=0 (do not build build/binder-venv when it is missing).
 `python tools/bench.py --render build/bench/results.json` rewrites BENCHMARKS.md from the raw
 results of the last run, without measuring again.
 """
@@ -682,7 +684,6 @@ def teaching_section(quick):
 
     import helpers
     from helpers import costs
-    from helpers.mechanisms.inference_mode import memory_by_mode, time_ratios
 
     runs = 3 if quick else 7
     load_before = load_average()
@@ -711,32 +712,36 @@ def teaching_section(quick):
         saved_04[f"larger MLP batch {batch}, no_grad"] = costs.saved_tensor_bytes(
             no_grad_of(mlp, inputs), exclude=mlp)
 
-    # 04 (varies): grad mode / no_grad median-time ratio, timed in turns, as the notebook does.
-    def ratio_04(model, inputs, repeats):
-        times = costs.interleaved_seconds({"grad mode": lambda: model(inputs),
-                                           "no_grad": no_grad_of(model, inputs)},
-                                          repeats=repeats, warmup=2)
-        return times["grad mode"]["median"] / times["no_grad"]["median"]
+    # 04 (varies): no_grad / grad mode median-time ratio, timed in turns, as the notebook does.
+    def ratio_04(model, inputs, repeats, times=1):
+        timed = costs.mode_times(model, inputs, modes=("grad mode", "no_grad"), times=times,
+                                 repeats=repeats)
+        return timed["no_grad"]["ratio"]
 
-    ratios_04 = {"toy net, batch 8 (101 repeats)": [], "larger MLP, batch 64 (9 repeats)": []}
+    toy_04 = "toy net, batch 8 (20 forwards per run, 21 rounds)"
+    mlp_04 = "larger MLP, batch 64 (9 rounds)"
+    ratios_04 = {toy_04: [], mlp_04: []}
     # 05: memory (deterministic) and time relative to no_grad (varies).
-    memory_05 = {"toy net": memory_by_mode(net, x), "larger MLP": memory_by_mode(mlp, mlp_x)}
+    modes_05 = ("grad mode", "no_grad", "inference_mode")
+    memory_05 = {name: {mode: {"saved": m["saved_bytes"], "peak": m["peak_bytes"]}
+                        for mode, m in costs.mode_memory(model, inputs, modes_05).items()}
+                 for name, model, inputs in (("toy net", net, x), ("larger MLP", mlp, mlp_x))}
     ratios_05 = {"toy net (200 forwards per run)": [], "larger MLP": []}
     # 10: costs.mode_costs() as notebook 10 calls it, on both networks.
     costs_10 = {"toy net (100 forwards per run)": [], "larger MLP, batch 64": []}
     for _ in range(runs):
-        ratios_04["toy net, batch 8 (101 repeats)"].append(ratio_04(net, x, 101))
-        ratios_04["larger MLP, batch 64 (9 repeats)"].append(
-            ratio_04(mlp, torch.randn(64, 1024), 9))
-        toy = time_ratios(helpers.toy_net(), x, times=200)
-        big = time_ratios(mlp, mlp_x)
+        ratios_04[toy_04].append(ratio_04(net, x, 21, times=20))
+        ratios_04[mlp_04].append(ratio_04(mlp, torch.randn(64, 1024), 9))
+        toy = {mode: r["ratio"] for mode, r in costs.mode_times(
+            helpers.toy_net(), x, modes_05, baseline="no_grad", times=200, repeats=9).items()}
+        big = {mode: r["ratio"] for mode, r in costs.mode_times(
+            mlp, mlp_x, modes_05, baseline="no_grad", repeats=9).items()}
         ratios_05["toy net (200 forwards per run)"].append(toy)
         ratios_05["larger MLP"].append(big)
         costs_10["toy net (100 forwards per run)"].append(
             costs.mode_costs(net, x, times=100, repeats=21))
         costs_10["larger MLP, batch 64"].append(costs.mode_costs(mlp, batch=64, repeats=21))
 
-    modes_05 = list(ratios_05["larger MLP"][0])
     return {
         "runs": runs,
         "saved_04": saved_04,
@@ -865,7 +870,7 @@ def render_report(results, quick):
            "make bench                 # all sections, a few minutes",
            "BENCH_QUICK=1 make bench   # fewer repeats",
            "BENCH_SKIP=footprint make bench   # leave sections out: toggles,notebooks,"
-           "footprint,teaching",
+           "footprint,teaching,doctor",
            "```", "",
            "## Machine", "",
            f"- Date: {m['date']}{' (BENCH_QUICK=1: fewer repeats)' if quick else ''}",
@@ -1049,22 +1054,22 @@ def render_report(results, quick):
         ratio = (lambda s: with_range(s, lambda v: f"{v:.2f}"))
         out += ["## 4. Teaching measurements (notebooks 04, 05, 10)", "",
                 "The numbers these notebooks print, from the same helper calls "
-                "(`helpers.costs`, `helpers.mechanisms.inference_mode`). Bytes are "
+                "(`helpers.costs`). Bytes are "
                 "deterministic; times and ratios are the median of "
                 f"{te['runs']} runs, with min–max. A time ratio within a few percent of 1 "
                 "(or whose min–max straddles 1) is noise, not a speed-up.", "",
                 "### 04 no_grad: bytes saved for backward (weights excluded)", "",
                 markdown_table(["forward", "bytes"],
                                [[k, f"{v:,}"] for k, v in te["saved_04"].items()]), "",
-                "### 04 no_grad: time, grad mode / no_grad (above 1: no_grad faster)", "",
+                "### 04 no_grad: time, no_grad / grad mode (below 1: no_grad faster)", "",
                 markdown_table(["model", "ratio: median (min–max)"],
                                [[k, ratio(v)] for k, v in te["ratios_04"].items()]), "",
-                "### 05 inference_mode: memory of one forward (`memory_by_mode`)", "",
+                "### 05 inference_mode: memory of one forward (`costs.mode_memory`)", "",
                 markdown_table(["model", "mode", "saved for backward (B)", "peak (B)"],
                                [[net_name, mode, f"{v['saved']:,}", f"{v['peak']:,}"]
                                 for net_name, by_mode in te["memory_05"].items()
                                 for mode, v in by_mode.items()], align="llrr"), "",
-                "### 05 inference_mode: time relative to no_grad (`time_ratios`; lower is "
+                "### 05 inference_mode: time relative to no_grad (`costs.mode_times`; lower is "
                 "faster)", "",
                 markdown_table(["model", *te["ratios_05"]["larger MLP"]],
                                [[net_name, *(ratio(s) for s in by_mode.values())]
@@ -1092,6 +1097,11 @@ def render_report(results, quick):
             out += ["**Peak or saved bytes differed between runs** (they should not).", ""]
         out += [f"Load average before/after: {loads(*te['load'])}.", ""]
 
+    if "doctor" in results:
+        lines, more = bench_doctor().render(results["doctor"], markdown_table)
+        out += lines
+        budgets += more
+
     summary = []
     if budgets:
         table = markdown_table(["budget", "limit", "measured", "verdict"],
@@ -1103,6 +1113,15 @@ def render_report(results, quick):
             summary += [*(f"- {note}" for note in notes), ""]
     out = head + summary + out
     return "\n".join(out).rstrip() + "\n", budgets
+
+
+def bench_doctor():
+    """tools/bench_doctor.py: the gradient doctor's cost (section 5)."""
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
+    import bench_doctor as module
+
+    return module
 
 
 def main():
@@ -1125,6 +1144,7 @@ def main():
     sections = [("toggles", lambda: toggle_section(quick)),
                 ("teaching", lambda: teaching_section(quick)),
                 ("footprint", lambda: footprint_section(build_binder)),
+                ("doctor", lambda: bench_doctor().measure(quick)),
                 ("notebooks", lambda: notebook_section(quick))]
     for name, run in sections:
         if name in skip:

@@ -1,18 +1,16 @@
 """inference_mode: run part of the forward under ``torch.inference_mode()``, then try to train.
 
-``torch.inference_mode()`` is ``no_grad`` plus one thing: the tensors it creates are *inference
-tensors* (no version counter, no view tracking). Outside the mode they can be read, but a recorded
-op cannot save them for backward, and they cannot be edited in place. The step below shows where
-that bites: L1's output made in inference mode is refused by L2's forward, unless it is cloned.
-Taught in notebooks/05_inference_mode.ipynb.
+``torch.inference_mode()`` records nothing, as ``no_grad`` does, and more: the tensors it
+allocates are *inference tensors* (no version counter, no view tracking), and forward-mode AD is
+off too. Outside the mode inference tensors can be read, but a recorded op cannot save them for
+backward, and they cannot be edited in place. The step below shows where that bites: L1's output
+made in inference mode is refused by L2's forward, unless it is cloned. Its costs are measured by
+:mod:`helpers.costs` (one measurement for every gradient mode). Taught in
+notebooks/05_inference_mode.ipynb.
 """
-
-import contextlib
-import statistics
 
 import torch
 
-from ..costs import median_seconds, peak_memory_bytes, saved_tensor_bytes
 from ..exercises import exercise
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_net
@@ -38,15 +36,17 @@ def forward_with_inference(net, x, part="l1", clone="no"):
 
     ``part``: ``"none"``, ``"l1"`` (L1 + ReLU) or ``"all"``. ``clone="yes"`` clones the tensor
     that part produced, outside the mode, before it is used: the clone is a normal tensor.
-    With ``part="l1"`` and no clone, L2's forward raises "Inference tensors cannot be saved for
-    backward": ``l2`` must save its input to compute its weight's gradient.
+    With ``part="none"`` no tensor was made in inference mode, so there is nothing to clone and
+    ``clone`` changes nothing. With ``part="l1"`` and no clone, L2's forward raises "Inference
+    tensors cannot be saved for backward": ``l2`` must save its input to compute its weight's
+    gradient.
     """
     if part == "all":
         with torch.inference_mode():
             out = net(x)
         return out.clone() if clone == "yes" else out
     h = first_half(net, x, part)
-    if clone == "yes":
+    if clone == "yes" and part == "l1":
         h = h.clone()
     return net.l2(h)
 
@@ -71,59 +71,13 @@ INFERENCE_MODE = register(Mechanism(
         Option("part", PARTS, "l1",
                "Which part of the forward runs under torch.inference_mode()?"),
         Option("clone", {"no": "use it as is", "yes": ".clone() it first"}, "no",
-               "Clone the tensor made in inference mode (outside the mode) before using it?"),
+               "Clone the tensor made in inference mode (outside the mode) before using it? "
+               "No effect when part is 'nothing': no tensor was made in inference mode."),
     ),
     notebook="05_inference_mode",
     summary="Tensors made in inference mode cannot be saved for backward: L2's forward refuses "
             "L1's inference output unless it is cloned; then only L2 learns.",
 ))
-
-
-# --- costs: grad mode, no_grad and inference_mode on the same forward -----------------------
-
-MODES = {
-    "grad mode": contextlib.nullcontext,
-    "no_grad": torch.no_grad,
-    "inference_mode": torch.inference_mode,
-}
-
-
-def forward_in(mode, net, x, times=1):
-    """A function that runs ``net(x)`` ``times`` times under ``mode`` (a key of MODES)."""
-    context = MODES[mode]
-
-    def run():
-        with context():
-            for _ in range(times):
-                net(x)
-    return run
-
-
-def memory_by_mode(net, x):
-    """Per mode, for one forward: bytes autograd saves for backward beyond the weights
-    (``saved``), and the peak bytes the forward allocates (``peak``). Both deterministic."""
-    return {mode: {"saved": saved_tensor_bytes(forward_in(mode, net, x), exclude=net),
-                   "peak": peak_memory_bytes(forward_in(mode, net, x))}
-            for mode in MODES}
-
-
-def time_ratios(net, x, times=1, repeats=3, rounds=9):
-    """Time of ``times`` forwards per mode, as a ratio to ``no_grad``: a median of medians.
-
-    Each round times every mode in turn (a median of ``repeats`` runs each), the order rotating
-    from round to round, and divides by that round's ``no_grad`` time, so a burst of load on a
-    shared machine hits the modes of a round alike; the median over ``rounds`` rounds is
-    returned. Still: it varies.
-    """
-    per_round = {mode: [] for mode in MODES}
-    order = list(MODES)
-    for index in range(rounds):
-        turn = order[index % len(order):] + order[:index % len(order)]  # rotate: no mode
-        seconds = {mode: median_seconds(forward_in(mode, net, x, times), repeats=repeats,
-                                        warmup=1)["median"] for mode in turn}  # always first
-        for mode in MODES:
-            per_round[mode].append(seconds[mode] / seconds["no_grad"])
-    return {mode: statistics.median(ratios) for mode, ratios in per_round.items()}
 
 
 # --- exercises -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 # # 00 · Start here: reading gradients in PyTorch
 #
 # One tiny network, one training step, and two ways to see where the gradients went: the
-# autograd graph and the gradient table. Every later notebook changes one thing about this step.
+# autograd graph and the gradient table. Notebooks 01-07 each change one thing about this step.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/00_start_here.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/00_start_here.ipynb)
@@ -52,9 +52,9 @@ _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The shared toy network
-# Every notebook uses the same network: `L1 -> ReLU -> L2`, 4 inputs, 3 hidden units, 1 output,
-# seeded so it starts from the same weights each time, and a fixed batch of 8 examples with a
-# mean-squared-error loss.
+# Every notebook starts from the same network: `L1 -> ReLU -> L2`, 4 inputs, 3 hidden units,
+# 1 output, seeded so it starts from the same weights each time, and a fixed batch of 8 examples
+# with a mean-squared-error loss.
 
 # %%
 net = helpers.toy_net()
@@ -90,7 +90,7 @@ helpers.predict("control", why="Every parameter requires grad and the loss depen
 
 # %% [markdown]
 # ## The step in code
-# This is the loop body every notebook starts from. Later notebooks change one line of it.
+# This is the loop body the notebooks start from; notebooks 01-07 each change one thing in it.
 
 # %%
 net = helpers.toy_net()
@@ -167,7 +167,7 @@ helpers.truth_table("control")
 # %% [markdown]
 # ## What happened and why
 # **Skipping `optimizer.step()` leaves the gradients but not the update.** `backward()` computes
-# gradients; only the optimizer changes parameters.
+# gradients and leaves the parameters alone; in this step only `optimizer.step()` changes them.
 
 # %%
 no_step = helpers.run("control", optimizer_step="no")
@@ -198,7 +198,8 @@ assert torch.equal(net.l1.weight.grad, 2 * first)
 
 # %% [markdown]
 # ## Pitfall: asking for a mechanism or option that does not exist
-# The helpers check every name and say which ones are valid, instead of failing somewhere deep.
+# The helpers check the mechanism and option names you pass and say which ones are valid,
+# instead of failing somewhere deep.
 
 # %%
 try:
@@ -220,7 +221,7 @@ else:
 
 # %% [markdown]
 # ## Where it is used
-# The four lines of the step are the body of every PyTorch training loop:
+# The four lines of the step are the body of a typical PyTorch training loop:
 #
 # ```python
 # for x, y in loader:

@@ -13,8 +13,8 @@
 # %% [markdown]
 # # 04 · torch.no_grad: not recording
 #
-# Code inside `with torch.no_grad():` runs normally, but autograd records nothing: no graph, no
-# saved activations, no gradients for what happened there.
+# Code inside `with torch.no_grad():` runs, but autograd records nothing: no graph, no saved
+# activations, no gradients for what happened there.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/04_no_grad.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/04_no_grad.ipynb)
@@ -26,12 +26,13 @@
 # - `enable_grad`, the `@torch.no_grad()` decorator and `set_grad_enabled`;
 # - why parameter updates such as manual SGD and EMA must run under `no_grad`;
 # - why `model.eval()` and `no_grad` are different switches, and evaluation wants both;
-# - what `no_grad` saves, measured in bytes.
+# - what `no_grad` saves, measured: bytes always, time mostly little, and a lot where a layer
+#   switches to a faster kernel when autograd is off.
 #
 # **Prerequisites**: [00 · Start here](00_start_here.ipynb); freezing
 # ([02](02_requires_grad.ipynb)) and `detach` ([03](03_detach.ipynb)) help but are not needed.
 #
-# **Time**: about 25 minutes.
+# **Time**: about 25 minutes, and 5 more for "Going deeper".
 
 # %% [markdown]
 # ## Setup
@@ -391,27 +392,41 @@ for batch in (64, 512):
 
 # %% [markdown]
 # Time is a different matter: it depends on the machine and its load, and varies from run to
-# run. So it is measured here, in this run, and never promised. `costs.interleaved_seconds` times
-# the two modes in turns (so a change in load hits both) and the cell prints the ratio of the
-# median times, grad mode over `no_grad`: above 1 means `no_grad` was faster. The arithmetic is
-# the same in both modes; only the bookkeeping is skipped. Expect a small gain for the tiny toy
-# net, where bookkeeping is a visible share of each operation, and for the larger MLP, where
-# the matrix products dominate, a ratio within the noise of 1.
+# run. So it is measured here, in this run, and never promised. For these two networks the
+# same operators run in both modes (the profiler lists them: `costs.operators_run`); `no_grad`
+# only skips the bookkeeping.
+
+# %%
+def ops_in(mode, model, inputs):
+    return costs.operators_run(costs.forward_in_mode(mode, model, inputs))
+
+
+same_ops = {name: ops_in("grad mode", model, inputs) == ops_in("no_grad", model, inputs)
+            for name, model, inputs in [("toy net", net, x),
+                                        ("larger MLP", mlp, torch.randn(64, 1024))]}
+print("same operators in both modes:", same_ops)
+assert all(same_ops.values())
+
+# %% [markdown]
+# `costs.mode_times` times the two modes in turns (so a change in load hits both) and prints
+# the median ratio, `no_grad`'s time over grad mode's in the same round: below 1 means `no_grad`
+# was faster. Each timed run enters the mode first and then starts the clock: entering and
+# leaving `no_grad` has a cost of its own (printed on its own line), which would blur the
+# comparison for a forward as small as the toy net's. Expect a small gain for the toy net,
+# where bookkeeping is a visible share of each operation, and for the larger MLP, where the
+# matrix products dominate, a ratio within the noise of 1. (Some layers do more than skip
+# bookkeeping: see "Going deeper" below.)
 
 # %% tags=["nbval-ignore-output"]
-def timed_ratio(model, inputs, repeats):
-    def under_no_grad():
-        with torch.no_grad():
-            model(inputs)
-
-    times = costs.interleaved_seconds({"grad mode": lambda: model(inputs),
-                                       "no_grad": under_no_grad}, repeats=repeats, warmup=2)
-    return times["grad mode"]["median"] / times["no_grad"]["median"]
-
-
-print(f"toy net, batch 8:     grad mode / no_grad = {timed_ratio(net, x, 101):.2f}")
-mlp_ratio = timed_ratio(mlp, torch.randn(64, 1024), 9)
-print(f"larger MLP, batch 64: grad mode / no_grad = {mlp_ratio:.2f}")
+modes = ("grad mode", "no_grad")
+toy_times = costs.mode_times(net, x, modes, times=20, repeats=21)
+mlp_times = costs.mode_times(mlp, torch.randn(64, 1024), modes, repeats=9)
+print(f"toy net, batch 8 (20 forwards per run): no_grad / grad mode = "
+      f"{toy_times['no_grad']['ratio']:.2f}")
+print(f"larger MLP, batch 64:                   no_grad / grad mode = "
+      f"{mlp_times['no_grad']['ratio']:.2f}")
+print(f"entering and leaving no_grad once: {costs.context_seconds('no_grad') * 1e6:.1f} µs "
+      "(kept out of the times above)")
 print("(measured in this run; it varies)")
 
 # %% [markdown]
@@ -626,14 +641,116 @@ helpers.check("04.3", answer)
 # </details>
 
 # %% [markdown]
+# ## Going deeper: when `no_grad` changes the kernels (5 minutes)
+# For the networks above `no_grad` skips bookkeeping and nothing else. Not every layer works
+# that way. `nn.MultiheadAttention`, `nn.TransformerEncoderLayer` and `nn.TransformerEncoder`
+# have a fused "fast path" that PyTorch takes only under conditions its documentation lists;
+# among them: the module is in `eval()`, and autograd is off (`no_grad`, `inference_mode`) or
+# nothing involved requires grad. Given a padding mask, the encoder also packs the batch into a
+# nested tensor and skips the padded tokens. So here `no_grad` changes *which kernels run*.
+#
+# The profiler shows it without any timing: the fused layer is the operator
+# `aten::_transformer_encoder_layer_fwd` (`costs.fast_path_ran` looks for it), fused attention
+# alone is `aten::_native_multi_head_attention`. The encoder below has 2 layers of width 128
+# and a batch of 16 sequences of 64 tokens, the last half of each one padding.
+
+# %%
+encoder = costs.transformer_encoder()            # 2 layers, d_model 128, 4 heads, in eval()
+src, pad = costs.padded_batch()                  # (16, 64, 128) tokens; pad: True = padding
+
+
+def encode():
+    return encoder(src, src_key_padding_mask=pad)
+
+
+def encode_no_grad():
+    with torch.no_grad():
+        return encode()
+
+
+fast = {"grad mode, eval()": costs.fast_path_ran(encode),
+        "no_grad, eval()": costs.fast_path_ran(encode_no_grad)}
+encoder.train()
+fast["no_grad, train()"] = costs.fast_path_ran(encode_no_grad)
+encoder.eval()
+encoder.requires_grad_(False)
+fast["grad mode, eval(), all frozen"] = costs.fast_path_ran(encode)
+encoder.requires_grad_(True)
+for case, taken in fast.items():
+    print(f"{case:30} fast path: {taken}")
+
+attention = nn.MultiheadAttention(128, 4, batch_first=True).eval()   # self-attention alone
+
+
+def attend():
+    return attention(src, src, src, key_padding_mask=pad, need_weights=False)
+
+
+def attend_no_grad():
+    with torch.no_grad():
+        return attend()
+
+
+fused_attention = {label: "aten::_native_multi_head_attention" in costs.operators_run(run)
+                   for label, run in [("grad mode", attend), ("no_grad", attend_no_grad)]}
+print("MultiheadAttention, fused kernel:", fused_attention)
+
+# %%
+assert fast == {"grad mode, eval()": False, "no_grad, eval()": True,
+                "no_grad, train()": False, "grad mode, eval(), all frozen": True}
+assert fused_attention == {"grad mode": False, "no_grad": True}
+
+# %% [markdown]
+# The padded tokens show it too: on the fast path they are skipped and come back as exact
+# zeros, while the real tokens get the same values as on the ordinary path (up to float
+# rounding). `costs.fastpath(False)` turns the fast path off for a block with PyTorch's switch
+# `torch.backends.mha.set_fastpath_enabled` (new in PyTorch 2.3; on older versions this cell
+# checks the first half only).
+
+# %%
+with torch.no_grad():
+    fast_out = encode()
+print("fast path, padded tokens all zero:", bool((fast_out[pad] == 0).all()))
+assert torch.equal(fast_out[pad], torch.zeros_like(fast_out[pad]))
+if costs.has_fastpath_switch():
+    with torch.no_grad(), costs.fastpath(False):
+        slow_out = encode()
+    print("fast path off, padded tokens all zero:", bool((slow_out[pad] == 0).all()))
+    assert (slow_out[pad] != 0).any()
+    assert torch.allclose(fast_out[~pad], slow_out[~pad], atol=1e-5)
+
+# %% [markdown]
+# Now the time, with the fast path on and off, each setting against grad mode measured in the
+# same rounds (a median of several rounds; it varies from run to run). With the fast path off,
+# expect a modest saving at most, from bookkeeping alone, as for the MLP. With it on,
+# `no_grad` runs fused kernels on half the tokens. The cell times on one thread
+# (`costs.torch_threads(1)`), which a machine shared with other programs disturbs less.
+
+# %% tags=["nbval-ignore-output"]
+settings = (True, False) if costs.has_fastpath_switch() else (True,)
+for enabled in settings:
+    with costs.fastpath(enabled), costs.torch_threads(1):
+        times = costs.mode_times(encoder, (src, None, pad), modes, repeats=9, warmup=2)
+    print(f"fast path {'on ' if enabled else 'off'}: no_grad / grad mode = "
+          f"{times['no_grad']['ratio']:.2f}   (grad mode: "
+          f"{times['grad mode']['median'] * 1000:.0f} ms per forward)")
+print("(measured in this run; it varies)")
+
+# %% [markdown]
+# So "`no_grad` only skips bookkeeping" holds for plain layers, not in general. For a model with
+# attention, evaluation under `no_grad` (or `inference_mode`) *and* `eval()` can take a fraction
+# of the time the same forward takes with autograd on; how large a fraction depends on the model,
+# the padding and the machine, so measure it as above.
+#
 # ## Recap
 # - Under `torch.no_grad()` results have no `grad_fn`: what runs there gets no gradient, and if
 #   the output itself comes from there, `backward()` has nothing to run.
 # - Use it for evaluation (together with `model.eval()`), metrics, teacher passes, serving, and
 #   for in-place parameter updates such as manual SGD and EMA.
 # - It saves the activations autograd would keep for backward (all of them, measured in bytes);
-#   detaching afterwards does not. Time savings are small, and only where per-op overhead
-#   dominates: measure them.
+#   detaching afterwards does not. Time: for plain layers only the bookkeeping is saved, but
+#   some layers (the Transformer's fast path) switch to faster kernels when autograd is off:
+#   measure on your model.
 #
 # ## Further reading
 # - [torch.no_grad](https://pytorch.org/docs/stable/generated/torch.no_grad.html)
@@ -641,5 +758,8 @@ helpers.check("04.3", answer)
 #   [torch.set_grad_enabled](https://pytorch.org/docs/stable/generated/torch.set_grad_enabled.html)
 # - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
 # - [Hooks for saved tensors](https://pytorch.org/tutorials/intermediate/autograd_saved_tensors_hooks_tutorial.html)
+# - [nn.TransformerEncoderLayer](https://pytorch.org/docs/stable/generated/torch.nn.TransformerEncoderLayer.html)
+#   (the fast path's conditions) and
+#   [torch.backends.mha](https://pytorch.org/docs/stable/backends.html#torch-backends-mha)
 #
 # [Next: 05 · torch.inference_mode](05_inference_mode.ipynb)

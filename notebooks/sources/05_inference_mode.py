@@ -13,9 +13,9 @@
 # %% [markdown]
 # # 05 · torch.inference_mode
 #
-# `torch.inference_mode()` is `torch.no_grad()` with one more rule: the tensors made inside are
-# *inference tensors*, which autograd can never save for backward later. Use it for code that
-# only predicts.
+# `torch.inference_mode()` records nothing, as `torch.no_grad()` does, and goes further: the
+# tensors it allocates are *inference tensors*, which autograd refuses to save for backward
+# later. Use it for code that only predicts.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/05_inference_mode.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/05_inference_mode.ipynb)
@@ -27,12 +27,14 @@
 #   it;
 # - the other rules: no in-place edits outside the mode, `enable_grad()` does not switch
 #   recording back on, `inference_mode(False)` does;
-# - what it costs and saves compared with `no_grad()`, measured rather than promised.
+# - what it costs and saves compared with `no_grad()`, measured rather than promised;
+# - where its rules stop: views, `requires_grad=True` tensors and modules made inside, and
+#   forward-mode AD ("Going deeper").
 #
 # **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the gradient table)
 # and [04 · torch.no_grad](04_no_grad.ipynb): inference mode is built on top of it.
 #
-# **Time**: about 25 minutes.
+# **Time**: about 25 minutes, and 10 more for "Going deeper".
 
 # %% [markdown]
 # ## Setup
@@ -145,16 +147,22 @@ helpers.explore("inference_mode")
 # %% [markdown]
 # ## Truth table
 # Every combination at once, readable without a kernel. `*` marks a parameter the step changed.
+# With `part` = `none`, `clone` has nothing to act on (no tensor was made in inference mode):
+# its two rows are the same step.
 
 # %%
-helpers.truth_table("inference_mode")
+table = helpers.truth_table("inference_mode")
+none_rows = [row[2:] for row in table.rows if row[0] == "none"]
+assert len(none_rows) == 2 and none_rows[0] == none_rows[1]
+table
 
 # %% [markdown]
 # ## What happened and why
-# **Inside the mode nothing is recorded, and every new tensor is an inference tensor.** Like
-# `no_grad()`, results have `requires_grad=False` and no `grad_fn`. Unlike `no_grad()`, they are
-# marked: `is_inference()` is `True`. Tensors that existed before (the parameters) are not
-# changed by entering the mode.
+# **Inside the mode nothing is recorded, and the new tensors it computes are inference
+# tensors.** Like `no_grad()`, results such as L1's output have `requires_grad=False` and no
+# `grad_fn`. Unlike `no_grad()`, they are marked: `is_inference()` is `True`. Tensors that
+# existed before (the parameters) are not changed by entering the mode. (Not every tensor made
+# inside is an inference tensor: views of normal tensors are not; see "Going deeper".)
 
 # %%
 net = helpers.toy_net()
@@ -179,7 +187,9 @@ assert not torch.is_inference_mode_enabled()         # the mode ends with the bl
 # **What inference tensors leave out: the version counter and view tracking.** Autograd keeps a
 # version counter on every normal tensor (bumped by each in-place edit) and remembers which
 # tensor a view came from. Inference tensors skip both; that bookkeeping is what inference mode
-# saves over `no_grad()`. Asking for the version of an inference tensor is an error.
+# saves over `no_grad()`. Asking for the version of an inference tensor is an error. PyTorch has
+# no public API for this bookkeeping, so the cell peeks at internal attributes (`_version`,
+# `_is_view()`, `_base`), only to look.
 
 # %%
 with torch.inference_mode():
@@ -357,8 +367,8 @@ assert torch.equal(w.grad, torch.full((3,), 2.0))
 
 # %% [markdown]
 # ### What it saves: memory
-# For the memory a forward pass needs, inference mode saves exactly what `no_grad()` saves. Two
-# measurements, both deterministic:
+# On the two networks below, inference mode saves exactly the memory `no_grad()` saves. Two
+# measurements (`costs.mode_memory`), both deterministic:
 # - **saved for backward**: bytes of the tensors autograd keeps for `backward()`, not counting
 #   the weights (they exist anyway), counted with `saved_tensors_hooks`;
 # - **peak**: the most memory PyTorch's CPU allocator held at any moment of the forward pass,
@@ -368,27 +378,29 @@ assert torch.equal(w.grad, torch.full((3,), 2.0))
 # On the toy net and on a larger MLP (4 hidden layers of 1024 units, a batch of 64):
 
 # %%
-from helpers.costs import larger_mlp
-from helpers.mechanisms.inference_mode import memory_by_mode
+from helpers import costs
 
-mlp = larger_mlp()
+MODES = ("grad mode", "no_grad", "inference_mode")
+mlp = costs.larger_mlp()
 mlp_x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(0))
-memory = {"toy net": memory_by_mode(helpers.toy_net(), x), "larger MLP": memory_by_mode(mlp, mlp_x)}
+memory = {"toy net": costs.mode_memory(helpers.toy_net(), x, MODES),
+          "larger MLP": costs.mode_memory(mlp, mlp_x, MODES)}
 for net_name, by_mode in memory.items():
     print(net_name)
     for mode, m in by_mode.items():
-        print(f"  {mode:15} saved for backward {m['saved']:>9,} B   peak {m['peak']:>9,} B")
+        print(f"  {mode:15} saved for backward {m['saved_bytes']:>9,} B   "
+              f"peak {m['peak_bytes']:>9,} B")
 
 # %%
 for by_mode in memory.values():
     assert by_mode["no_grad"] == by_mode["inference_mode"]       # same saving, to the byte
-    assert by_mode["no_grad"]["saved"] == 0 < by_mode["grad mode"]["saved"]
+    assert by_mode["no_grad"]["saved_bytes"] == 0 < by_mode["grad mode"]["saved_bytes"]
 # In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 1024 floats each).
 activation = 64 * 1024 * 4
-assert memory["larger MLP"]["grad mode"]["saved"] == 5 * activation
-assert memory["larger MLP"]["grad mode"]["peak"] == 5 * activation   # 4 kept + 1 being made
-assert memory["larger MLP"]["no_grad"]["peak"] == 2 * activation     # a layer's input + output
-toy_peaks = {m["peak"] for m in memory["toy net"].values()}
+assert memory["larger MLP"]["grad mode"]["saved_bytes"] == 5 * activation
+assert memory["larger MLP"]["grad mode"]["peak_bytes"] == 5 * activation  # 4 kept + 1 made
+assert memory["larger MLP"]["no_grad"]["peak_bytes"] == 2 * activation    # input + output
+toy_peaks = {m["peak_bytes"] for m in memory["toy net"].values()}
 assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in every mode
 
 # %% [markdown]
@@ -402,9 +414,10 @@ assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in eve
 # Here the honest answer is "little, and not everywhere". Inference mode skips the version
 # counter and view bookkeeping per tensor, so any gain is per *op*, not per byte: it can show
 # only where each op is tiny and that overhead dominates. The cell below times a forward pass
-# in each mode and prints the ratio to `no_grad` (each mode timed in turn, a median of several
-# runs, the median of nine such rounds). The numbers vary from run to run and machine to
-# machine, so the cell checks nothing about them.
+# in each mode with `costs.mode_times` and prints the ratio to `no_grad`: the modes take turns,
+# round after round, each mode entered before its clock starts, and the cell prints the median
+# of the per-round ratios. The numbers vary from run to run and machine to machine, so the
+# cell checks nothing about them.
 #
 # On the shared 2-core machine where we built this notebook, `inference_mode` came out between
 # a few percent faster and a few percent slower than `no_grad` on the toy net. On the larger
@@ -413,19 +426,22 @@ assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in eve
 # speed-up. Run the cell a few times and see what your machine says.
 
 # %% tags=["nbval-ignore-output"]
-from helpers.mechanisms.inference_mode import time_ratios
-
-toy_ratios = time_ratios(helpers.toy_net(), x, times=200)
-mlp_ratios = time_ratios(mlp, mlp_x)
+toy_times = costs.mode_times(helpers.toy_net(), x, MODES, baseline="no_grad", times=200,
+                             repeats=9)
+mlp_times = costs.mode_times(mlp, mlp_x, MODES, baseline="no_grad", repeats=9)
 print("time relative to no_grad (lower is faster; it varies)")
-for mode in toy_ratios:
-    print(f"  {mode:15} toy net {toy_ratios[mode]:.2f}   larger MLP {mlp_ratios[mode]:.2f}")
+for mode in MODES:
+    print(f"  {mode:15} toy net {toy_times[mode]['ratio']:.2f}   "
+          f"larger MLP {mlp_times[mode]['ratio']:.2f}")
 
 # %% [markdown]
-# So choose `inference_mode` for the rules it enforces as much as for speed: it guarantees that
-# nothing made there is saved for backward or edited in place later. If the results may ever feed training (cached
-# features, targets, a teacher's outputs), `no_grad()` gives the same memory saving without the
-# restrictions.
+# So choose `inference_mode` for the rules it enforces more than for speed: autograd refuses to
+# save the tensors it allocated, and PyTorch refuses in-place edits of them outside the mode.
+# The rules have edges ("Going deeper" shows each): views and `detach()` of normal tensors made
+# there are normal tensors, a tensor made there with `requires_grad=True` still trains, and a
+# later `inference_mode` block may edit its tensors in place. If the results may ever feed
+# training (cached features, targets, a teacher's outputs), `no_grad()` gives the same memory
+# saving without the restrictions.
 
 # %% [markdown]
 # ## Pitfalls
@@ -650,9 +666,108 @@ helpers.check("05.3", answer)
 # </details>
 
 # %% [markdown]
+# ## Going deeper: where the rules stop (10 minutes)
+# "Everything made in inference mode is an inference tensor that can never reach a graph" is
+# how the mode is often described. Each cell below tests one part of that description; each
+# part fails.
+#
+# **Views and `detach()` of normal tensors made inside the mode are normal tensors.** Only new
+# memory allocated in the mode is marked. A slice of a parameter, or a parameter's `detach()`,
+# shares the normal tensor's memory and stays a normal tensor.
+
+# %%
+net = helpers.toy_net()
+with torch.inference_mode():
+    computed = net.l1.weight * 2                 # new memory: an inference tensor
+    row = net.l1.weight[0]                       # a view of a normal tensor
+    detached = net.l1.weight.detach()            # also a view
+print("computed:", computed.is_inference(), "| view:", row.is_inference(),
+      "| detach():", detached.is_inference())
+assert computed.is_inference()
+assert not row.is_inference() and not detached.is_inference()
+
+# %% [markdown]
+# **A tensor made with `requires_grad=True` inside the mode trains outside it.** It is an
+# inference tensor and a leaf, and `backward()` fills its `.grad`: nothing has to save it,
+# because its gradient through `t * w` needs only `t`.
+
+# %%
+with torch.inference_mode():
+    w = torch.ones(3, requires_grad=True)
+t = torch.arange(3.0)
+(t * w).sum().backward()
+print("is_inference:", w.is_inference(), "| leaf:", w.is_leaf, "| grad:", w.grad.tolist())
+assert w.is_inference() and w.is_leaf and torch.equal(w.grad, t)
+
+# %% [markdown]
+# **A module built inside the mode trains, wrongly.** Its parameters are inference tensors that
+# require grad. Outside the mode, `nn.Linear` uses its weight through the view `weight.t()`,
+# and a view of an inference tensor is an inference tensor without history
+# (`requires_grad=False`): the weight drops out of the graph and `weight.grad` stays `None`.
+# The bias is used directly and gets its gradient. No error, half a layer trained: build
+# modules outside `inference_mode`.
+
+# %%
+from torch import nn
+
+torch.manual_seed(0)
+with torch.inference_mode():
+    layer = nn.Linear(4, 2)
+layer(x).sum().backward()
+print("weight.grad:", layer.weight.grad, "| bias.grad:", layer.bias.grad.tolist(),
+      "| weight.t() requires grad:", layer.weight.t().requires_grad)
+assert layer.weight.requires_grad and layer.weight.is_inference()
+assert not layer.weight.t().requires_grad and layer.weight.t().grad_fn is None
+assert layer.weight.grad is None and torch.equal(layer.bias.grad, torch.full((2,), 8.0))
+
+# %% [markdown]
+# **Forward-mode AD is off too.** `torch.autograd.forward_ad` carries a tangent along with each
+# value. Under `no_grad()` it keeps working (no_grad stops only backward recording); under
+# `inference_mode()` the result has no tangent. So the mode is not just "`no_grad()` plus
+# inference tensors".
+
+# %%
+import torch.autograd.forward_ad as fwAD
+
+tangents = {}
+for name, mode in [("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)]:
+    with fwAD.dual_level(), mode():
+        dual = fwAD.make_dual(torch.ones(3), torch.ones(3))     # value 1, tangent 1
+        tangents[name] = fwAD.unpack_dual(dual * 2).tangent
+print(tangents)
+assert torch.equal(tangents["no_grad"], torch.full((3,), 2.0))
+assert tangents["inference_mode"] is None
+
+# %% [markdown]
+# **In-place edits: allowed in a later `inference_mode` block.** Outside the mode an in-place
+# edit raises, after writing the value (the pitfall above). Inside any `inference_mode`
+# block, later ones too, it is allowed: the rule is about where the edit runs, not about
+# what the tensor went through.
+
+# %%
+with torch.inference_mode():
+    total = torch.zeros(())
+with torch.inference_mode():                     # a later block
+    total += 5
+print("edited in a later block:", total.item())
+assert total.item() == 5.0
+try:
+    total += 1                                   # outside: refused, but written first
+except RuntimeError as e:
+    assert "Inplace update to inference tensor outside InferenceMode" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+assert total.item() == 6.0
+
+# %% [markdown]
+# And "nothing is recorded" holds even where `torch.is_grad_enabled()` says otherwise: under
+# `enable_grad()` inside the mode it is `True`, and still no `grad_fn` appears (the cell
+# "`torch.enable_grad()` inside inference mode" above asserts it).
+#
 # ## Recap
-# - `inference_mode()` is `no_grad()` plus inference tensors: no version counter, no view
-#   tracking, marked by `is_inference()`.
+# - `inference_mode()` records nothing, like `no_grad()`; the tensors it computes are inference
+#   tensors (no version counter, no view tracking, `is_inference()`), and forward-mode AD is
+#   off as well.
 # - Outside the mode they can be read but not saved for backward (the error comes in the
 #   *forward* pass of the op that would save them) and not edited in place; `.clone()` outside
 #   the mode gives a normal tensor. `enable_grad()` does not record inside it;

@@ -142,7 +142,9 @@ myths.table()
 # forward pass four ways: in grad mode, under `no_grad`, under `inference_mode`, and in grad
 # mode followed by `.detach()` on the output. For each it reports:
 # - the **time**: the median over several runs, with the four modes timed in turns (a change in
-#   the machine's load hits all four), as a ratio to grad mode measured in the same run;
+#   the machine's load hits all four), as a ratio to grad mode measured in the same run; each
+#   mode is entered before its clock starts, and what entering and leaving it costs is a column
+#   of its own;
 # - the **peak memory** the forward allocates, from the profiler;
 # - the bytes **saved for backward**, beyond the weights.
 #
@@ -172,22 +174,29 @@ plt.show()
 myths.verdict("detach_copies")
 
 # %% [markdown]
-# Same memory, and the same version counter: an in-place edit through one shows in the other.
-# A copy needs `.clone()`. Notebook 03 shows where the sharing bites: a later `backward()`
-# fails.
+# Same memory, and the same version counter: an in-place edit through one shows in the other,
+# and `backward()` notices it, because the loss saved `out` (notebook 03 has the details). A
+# copy needs `.clone()`.
 
 # %%
 out = net(x)
+loss = helpers.toy_loss(out, y)           # the loss saves out for its backward
 d = out.detach()
 d.zero_()                                 # edit the detached tensor in place
 c = out.detach().clone()
 print("same memory:", d.data_ptr() == out.data_ptr(), "| out is now all zeros:",
-      torch.equal(out, torch.zeros_like(out)), "| versions:", out._version, d._version)
+      torch.equal(out, torch.zeros_like(out)))
 print("detach().clone() on the same memory:", c.data_ptr() == out.data_ptr())
+try:
+    loss.backward()
+except RuntimeError as e:
+    print("backward():", type(e).__name__ + ":", str(e).split(":")[0])
+    assert "modified by an inplace operation" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %%
-assert d.data_ptr() == out.data_ptr() and out._version == d._version == 1
-assert torch.equal(out, torch.zeros_like(out))
+assert d.data_ptr() == out.data_ptr() and torch.equal(out, torch.zeros_like(out))
 assert c.data_ptr() != out.data_ptr()
 
 # %% [markdown]
@@ -220,9 +229,35 @@ assert mlp["grad mode"]["saved_bytes"] == 5 * 64 * 1024 * 4  # input + 4 ReLU ou
 assert mlp["no_grad"]["peak_bytes"] < mlp["grad mode"]["peak_bytes"]
 
 # %% [markdown]
-# So `no_grad` is cheaper in memory, for a reason that has nothing to do with copying. In time
-# the arithmetic is the same in every mode; only the bookkeeping differs, so look at the ratios
-# in the table above for the size of the difference on this machine, in this run.
+# So `no_grad` is cheaper in memory, for a reason that has nothing to do with copying. In time,
+# for these two networks the same operators run with autograd on and off, and only the
+# bookkeeping differs: the ratios in the table above give its size on this machine, in this
+# run. Some layers go further. A Transformer encoder in `eval()` runs a fused "fast path" only
+# when autograd is off, so detaching its output afterwards is too late for that as well. The
+# profiler says which operators ran, without any timing; notebook 04 ("Going deeper") times the
+# difference.
+
+# %%
+def operators(mode, model, inputs):
+    return costs.operators_run(costs.forward_in_mode(mode, model, inputs))
+
+
+same_operators = all(operators(mode, model, inputs) == operators("grad mode", model, inputs)
+                     for mode in ["no_grad", "inference_mode"]
+                     for model, inputs in [(net, x), (costs.larger_mlp(), torch.randn(64, 1024))])
+encoder = costs.transformer_encoder()     # 2 layers, eval(); 16 sequences, half padding
+src, pad = costs.padded_batch()
+fast_path = {mode: costs.fast_path_ran(costs.forward_in_mode(mode, encoder, (src, None, pad)))
+             for mode in costs.FORWARD_MODES}
+print("toy net and MLP, same operators with autograd on and off:", same_operators)
+print("Transformer encoder, fast path taken:", fast_path)
+
+# %%
+assert same_operators
+assert fast_path == {"grad mode": False, "no_grad": True, "inference_mode": True,
+                     "detach after": False}
+
+# %% [markdown]
 #
 # ### Myth 3: "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`"
 
@@ -376,9 +411,11 @@ assert not torch.equal(model.l1.weight, before)      # the momentum buffer moved
 
 # %% [markdown]
 # The same with four optimizers, using the registry's `optimizer_subsets` step (the explorer's
-# step: 3 steps, freeze `l1`, 3 more). Frozen with grads `None`, `l1` stays put; frozen with
-# grads zeroed, it moves whenever the optimizer has something besides the gradient: momentum,
-# Adam's moments, weight decay. Notebook 06 teaches the whole picture.
+# step: 3 steps, freeze `l1`, 3 more). Frozen with grads `None`, `l1` stays put with these four;
+# frozen with grads zeroed, it moves whenever the optimizer has something besides the gradient:
+# momentum, Adam's moments, weight decay. "Grads `None` keep it still" does not hold for every
+# optimizer: LBFGS moves it. Notebook 06 runs every built-in optimizer and teaches the whole
+# picture.
 
 # %%
 moved = {}
@@ -418,7 +455,8 @@ print("f is an inference tensor:", f.is_inference(), "| w.grad:", w.grad.tolist(
 assert f.is_inference() and torch.equal(w.grad, torch.ones(3))
 
 # %% [markdown]
-# What is refused is *saving* an inference tensor for backward (or editing one in place). A
+# What is refused is *saving* an inference tensor for backward (or editing one in place outside
+# the mode). A
 # `Linear` layer saves its input to compute its weight's gradient, so L2 refuses features that
 # L1 made in inference mode. The fix beside it: `.clone()` outside the mode makes a normal
 # tensor.
@@ -486,10 +524,12 @@ for result in measured.values():
 # ratios with how much they move between runs: on a busy machine (a shared runner, Binder) the
 # noise alone can be larger than any difference between them. What is stable is the reason:
 # inference mode skips per-tensor bookkeeping (version counters, view tracking), a cost per op,
-# not per number. So a gain is possible only where each op is tiny, as in the toy net, and even
-# there it may be too small to see; where the matrix products dominate, as in the larger MLP,
-# it is lost in the noise. Expect "slightly faster at best", not "much faster", and choose
-# `inference_mode` for what it guarantees: nothing made there ends up in a graph.
+# not per number. So a gain can show where each op is tiny, as in the toy net, and even there it
+# may be too small to see; where the matrix products dominate, as in the larger MLP, it is lost
+# in the noise. (Layers that switch kernels when autograd is off, such as the Transformer's fast
+# path, switch under both modes alike: see myth 2.) Expect "slightly faster at best", not "much
+# faster", and choose `inference_mode` for the rules it enforces on the tensors it makes, not
+# for speed; notebook 05 shows those rules, and where they stop.
 #
 # ## Pitfalls
 # ### Code that expects `.grad` to be a tensor after `zero_grad()`
@@ -672,7 +712,8 @@ helpers.check("10.3", answer)
 # %% [markdown]
 # ## Recap
 # - The mechanisms are simpler than the myths: `detach()` shares memory, `eval()` only changes
-#   layers, both `zero_grad()`s set `None`, and optimizers look only at `.grad is None`.
+#   layers, both `zero_grad()`s set `None`, and optimizers go by `.grad`, not `requires_grad`
+#   (with grads `None` the built-in ones skip a parameter, except LBFGS: notebook 06).
 # - Where autograd stops decides the memory: `no_grad` and `inference_mode` save the same;
 #   detaching afterwards saves nothing; freezing saves it only if nothing else requires grad.
 # - Measure time in the same run, in turns, as a median ratio to a baseline; assert only what
