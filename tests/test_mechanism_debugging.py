@@ -1,0 +1,204 @@
+"""Notebook 11_debugging's helpers: the registry entries, the bug lab, the exercises, the
+gradient-flow chart, and the gradient doctor against the bug catalogue (whose causes
+tests/test_bugs.py checks without the doctor)."""
+
+import html
+
+import pytest
+import torch
+
+import helpers
+from helpers import bug_lab, bugs, grad_flow
+from helpers.exercises import EXERCISES, check
+from helpers.registry import get_mechanism
+from helpers.toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
+
+NAMES = list(bugs.BUGS)
+
+
+def test_registered_outside_the_comparison():
+    for name in ("broken_step", "debugging"):
+        mechanism = get_mechanism(name)
+        assert mechanism.notebook == "11_debugging" and mechanism.in_comparison is False
+    assert list(get_mechanism("debugging").option("bug").choices) == NAMES
+
+
+def plain_broken_step(fixed):
+    net = toy_net()
+    x, y = toy_batch()
+    if fixed:
+        net.l2 = torch.nn.Linear(3, 1)
+        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        hidden = torch.relu(net.l1(x))
+    else:
+        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        net.l2 = torch.nn.Linear(3, 1)
+        with torch.no_grad():
+            hidden = torch.relu(net.l1(x))
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    toy_loss(net.l2(hidden), y).backward()
+    optimizer.step()
+    return net, before
+
+
+@pytest.mark.parametrize("version", ["broken", "fixed"])
+def test_broken_step_matches_plain_pytorch(version):
+    outcome = helpers.run("broken_step", version=version)
+    net, before = plain_broken_step(version == "fixed")
+    for name, p in net.named_parameters():
+        got = outcome.params[name]
+        assert got.grad == ("None" if p.grad is None else "values")
+        assert got.changed == (not torch.equal(before[name], p.detach()))
+    if version == "broken":
+        assert outcome.grads_none() == ["l1.weight", "l1.bias"]
+        assert not any(p.changed for p in outcome.params.values())  # l2: not in the optimizer
+
+
+@pytest.mark.parametrize("name", ["none", "frozen", "dead_relu", "argmax", "inplace_add"])
+def test_debugging_mechanism_runs_the_planted_step(name):
+    outcome = helpers.run("debugging", bug=name)
+    planted = bugs.plant(name)
+    error = None
+    try:
+        planted.step()
+    except RuntimeError as exc:
+        error = exc
+    assert list(outcome.params) == [n for n, _ in planted.model.named_parameters()]
+    for pname, p in planted.model.named_parameters():
+        want = "None" if p.grad is None else ("zeros" if not torch.any(p.grad) else "values")
+        assert outcome.params[pname].grad == want, pname
+    assert (outcome.error is None) == (error is None)
+    assert outcome.loss is not None  # computed in every one of these, even where backward raised
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_doctor_agrees_with_the_catalogue(name):
+    item = bugs.BUGS[name]
+    planted = bugs.plant(name)
+    diagnosis = helpers.diagnose(planted.model, planted.step, planted.optimizer,
+                                 tensors=planted.tensors)
+    expected = bugs.expected_causes(name)
+    if expected is not None:
+        assert diagnosis.causes == expected
+    if item.error is None:
+        assert diagnosis.error is None
+    else:
+        assert item.error in diagnosis.error
+    if item.line is not None:  # the explanation names the line that edited the tensor
+        assert f"`{item.line}" in diagnosis.error and "bugs.py:" in diagnosis.error
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_doctor_finds_nothing_else_after_the_fix(name):
+    planted = bugs.plant(name, fixed=True)
+    diagnosis = helpers.diagnose(planted.model, planted.step, planted.optimizer,
+                                 tensors=planted.tensors)
+    assert diagnosis.error is None
+    broken = {n: c for n, c in diagnosis.causes.items() if c != "ok"}
+    assert broken == bugs.BUGS[name].fixed_causes
+
+
+def test_bug_lab_follows_the_dropdown(require_tool):
+    require_tool("dot")
+    lab = bug_lab.BugLab("frozen")
+    assert repr(lab) == "BugLab(bug='frozen')"
+    assert 'data-gfl-bug="frozen"' in lab.hook.value
+    for name in ["dead_relu", "inplace_mask", "frozen"]:
+        lab.control.value = name  # as the widget does when a learner picks
+        diagnosis = lab.diagnosis()
+        planted = bugs.plant(name)
+        assert lab.table.value == diagnosis.table()._repr_html_()
+        assert "<svg" in lab.graph.value
+        assert bugs.BUGS[name].fix in html.unescape(lab.code.value)
+        assert [n for n, _ in planted.model.named_parameters()] == [
+            n for n in diagnosis.causes if n not in planted.tensors]
+    with pytest.raises(ValueError, match="valid bugs"):
+        bug_lab.BugLab("nope")
+
+
+def test_bug_table_has_a_row_per_bug():
+    table = bug_lab.bug_table()
+    assert table.column("bug") == [item.label for item in bugs.BUGS.values()]
+    said = dict(zip(NAMES, table.column("the doctor says")))
+    assert said["none"] == "all ok"
+    assert said["frozen"] == "frozen: stem.weight, stem.bias"
+    assert said["argmax"].endswith("; the step raised RuntimeError")
+
+
+# Expected answers written by hand from the code of each exercise (the checks compute theirs
+# with the doctor).
+ANSWERS = {
+    "11.1": {"l1.weight": "detached", "l1.bias": "detached"},
+    "11.2": dict.fromkeys(PARAM_NAMES, "not_moved"),
+    "11.3": {"l1.weight": "no_grad", "l1.bias": "no_grad"},
+}
+COMMON_WRONG = {
+    "11.1": ({"l1.weight": "no_grad", "l1.bias": "no_grad"}, "Not 'no_grad'"),
+    "11.2": ({}, "If you answered {}"),
+    "11.3": ({"l1.weight": "detached", "l1.bias": "detached"}, "Not 'detached'"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(ANSWERS))
+def test_exercises(key):
+    assert EXERCISES[key].expected() == ANSWERS[key]
+    assert check(key, ANSWERS[key])
+    wrong, hint = COMMON_WRONG[key]
+    verdict = check(key, wrong)
+    assert not verdict and hint in repr(verdict)
+    assert not check(key, ...)
+
+
+def test_warm_up_really_starts_at_zero():
+    from helpers.mechanisms.debugging import warm_up_from_zero
+
+    _, step, optimizer = warm_up_from_zero()
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    step()  # the first epoch, at lr 0
+    step.scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_layer_grad_norms_read_each_weight_grad():
+    model = grad_flow.backward_once(grad_flow.deep_mlp("healthy", depth=3, width=4))
+    norms = grad_flow.layer_grad_norms(model)
+    assert list(norms) == ["0", "2", "4"]
+    for index, norm in zip([0, 2, 4], norms.values()):
+        assert norm == pytest.approx(float(model[index].weight.grad.norm()))
+    model[0].weight.grad = None
+    assert grad_flow.layer_grad_norms(model)["0"] != grad_flow.layer_grad_norms(model)["0"]
+
+
+def test_vanishing_exploding_healthy():
+    norms = {case: list(grad_flow.layer_grad_norms(
+        grad_flow.backward_once(grad_flow.deep_mlp(case))).values()) for case in grad_flow.CASES}
+    assert norms["vanishing"][0] < 1e-6 * norms["vanishing"][-1]
+    assert min(norms["exploding"]) > 1e6 * max(norms["healthy"])
+    assert max(norms["healthy"]) < 10 * min(norms["healthy"])
+    with pytest.raises(ValueError, match="case must be one of"):
+        grad_flow.deep_mlp("nope")
+
+
+def test_chart_draws_one_line_per_case():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = grad_flow.grad_flow_chart({"a": {"0": 1.0, "2": 0.1}, "b": {"0": 1.0, "2": 10.0}})
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
+    assert ax.get_yscale() == "log"
+    assert list(ax.get_lines()[1].get_ydata()) == [1.0, 10.0]
+
+
+def test_the_registry_explorer_shows_the_residual_network(require_tool):
+    require_tool("dot")
+    explorer = helpers.explore("debugging", bug="unused")
+    for name in ["unused", "argmax", "non_leaf"]:
+        explorer.set(bug=name)
+        outcome = explorer.outcome()
+        names = [n for n, _ in bugs.plant(name).model.named_parameters()]
+        assert list(outcome.params) == names
+        for pname in names:
+            assert f"<td>{pname}</td>" in explorer.table.value
+        assert (outcome.error is not None) == (name == "argmax")
+    explorer.close()
