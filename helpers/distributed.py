@@ -150,19 +150,23 @@ class ToyWithSpareHead(nn.Module):
 def two_iterations(rank, world_size, **ddp_options):
     """Two training iterations of :class:`ToyWithSpareHead` under DDP(``**ddp_options``).
 
-    Returns the iteration whose forward/backward raised (or None), the error's first line,
-    and each iteration's gradients.
+    Returns the iteration that raised (or None), in which pass ("forward" or "backward"), the
+    error's first line, and each iteration's gradients.
     """
     torch.manual_seed(0)
     model = DDP(ToyWithSpareHead(), **ddp_options)
     x, y = shard(rank, world_size)
-    result = {"failed_at": None, "error": "", "grads": []}
+    result = {"failed_at": None, "failed_in": "", "error": "", "grads": []}
     for iteration in (1, 2):
         model.zero_grad()
+        stage = "forward"
         try:
-            toy_loss(model(x), y).backward()
+            loss = toy_loss(model(x), y)
+            stage = "backward"
+            loss.backward()
         except RuntimeError as error:
-            result.update(failed_at=iteration, error=str(error).strip().splitlines()[0])
+            result.update(failed_at=iteration, failed_in=stage,
+                          error=str(error).strip().splitlines()[0])
             return result
         result["grads"].append(grads(model.module))
     return result

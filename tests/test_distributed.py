@@ -117,7 +117,7 @@ def test_frozen_parameters_are_left_out(ddp):
 
 def test_unused_parameter_raises_on_the_second_iteration(ddp):
     for rank, result in enumerate(ddp["unused_default"]):
-        assert result["failed_at"] == 2
+        assert result["failed_at"] == 2 and result["failed_in"] == "forward"
         assert "Expected to have finished reduction in the prior iteration" in result["error"]
         assert "find_unused_parameters=True" in result["error"]
         own = half_batch_grads(rank)  # iteration 1 was never all-reduced

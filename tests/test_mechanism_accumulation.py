@@ -128,7 +128,11 @@ def test_bad_choices_name_the_valid_ones():
 
 def test_explorer_shows_the_distance_column():
     explorer = helpers.explore("accumulation")
-    assert accumulation.COLUMN in explorer.table.value and "49.7%" in explorer.table.value
+    accumulated, big = plain_accumulation("6+2", "mean/k", "none")  # the explorer's defaults
+    assert accumulation.COLUMN in explorer.table.value
+    for name in PARAM_NAMES:
+        distance = float((accumulated[name] - big[name]).norm() / big[name].norm())
+        assert f"{distance:.1%}" in explorer.table.value
     explorer.set(reduction="sum/N")
     cells = explorer.outcome().params
     assert all(p.extra[accumulation.COLUMN] == "0" for p in cells.values())
@@ -231,6 +235,24 @@ def test_exercise_12_3():
     assert scaler.get_scale() == 512.0
     assert check("12.3", 512.0)
     assert not check("12.3", 1024.0) and not check("12.3", 2048.0)
+
+
+def test_scale_grows_after_growth_interval_clean_steps():
+    """12.3's explanation: x2 only after growth_interval (2000 by default) clean steps."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    assert torch.amp.GradScaler("cpu").get_growth_interval() == 2000
+    assert scaler.get_growth_factor() == 2.0 and scaler.get_backoff_factor() == 0.5
+    net = toy_net()
+    x, y = toy_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    scales = []
+    for _ in range(4):
+        optimizer.zero_grad()
+        scaler.scale(F.mse_loss(net(x), y)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scales.append(scaler.get_scale())
+    assert scales == [1024.0, 1024.0, 2048.0, 2048.0]
 
 
 def test_exercises_registered():

@@ -54,7 +54,7 @@ def micro_batch_loss(output, target, reduction, k, total):
     ``k`` is the number of micro-batches, ``total`` the number of examples in all of them.
     """
     if reduction == "mean":
-        return F.mse_loss(output, target)                      # k times too big
+        return F.mse_loss(output, target)                      # k times too big if equal
     if reduction == "mean/k":
         return F.mse_loss(output, target) / k                  # right only for equal sizes
     if reduction == "weighted":
@@ -116,8 +116,8 @@ ACCUMULATION = register(Mechanism(
     ),
     notebook="12_at_scale",
     summary="Accumulated micro-batch gradients equal the big batch's (up to rounding) when every "
-            "example gets the same weight: mean × n_i / N or sum / N always, mean / k only for "
-            "equal sizes. BatchNorm's per-micro-batch statistics break the equality.",
+            "example gets the same weight: mean × n_i / N or sum / N for every split, mean / k "
+            "only for equal sizes. BatchNorm's per-micro-batch statistics break the equality.",
     in_comparison=False,
 ))
 

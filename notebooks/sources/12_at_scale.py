@@ -34,7 +34,7 @@
 # [07 · Manual gradient edits](07_manual_grad_edits.ipynb) (clipping).
 # [11 · Debugging](11_debugging.ipynb) helps.
 #
-# **Time**: 10 minutes for the core, about 45 more for the "Going deeper" sections.
+# **Time**: 10 minutes for the core, about 50 more for the "Going deeper" sections.
 
 # %% [markdown]
 # ## Setup
@@ -151,8 +151,8 @@ accumulation_table()
 # ## What happened and why
 # **Each example must weigh `1/N` in the sum `.grad` collects.** A micro-batch mean weighs its
 # examples `1/n_i`, so `mean / k` is right only when every `n_i` is `N/k`; `mean × n_i / N` and
-# `sum / N` are always right. BatchNorm mixes the examples of the batch it sees, so none of
-# these scalings undoes per-micro-batch statistics.
+# `sum / N` are right in every split of the table. BatchNorm mixes the examples of the batch it
+# sees, so none of these scalings undoes per-micro-batch statistics.
 
 # %%
 from helpers.mechanisms.accumulation import distances, format_distance
@@ -265,8 +265,8 @@ assert not close(grads_with(batch_norm, [4, 4]), grads_with(batch_norm, [8]))
 # their mean. The next cell starts two processes on this machine: `torch.multiprocessing` with
 # the "spawn" start method, the `gloo` backend, 127.0.0.1 and a free port, a timeout on the
 # rendezvous and on the whole run. Each process runs the scenarios named below and sends its
-# results back; the processes are stopped and joined whatever happens. On two cores it takes
-# several seconds, mostly importing PyTorch in each new process. (A PyTorch without `gloo`
+# results back; the processes are stopped and joined whatever happens. Starting them takes a
+# while: each new process imports PyTorch. (A PyTorch without `gloo`
 # skips the run, says so here, and the DDP cells below show nothing; under `CI=true` that is
 # an error instead.)
 
@@ -288,9 +288,9 @@ import inspect
 print(inspect.getsource(distributed.average_gradients))
 
 # %% [markdown]
-# **After `backward()`, every rank holds the mean of the ranks' gradients, which is the
-# single-process gradient of the whole batch.** Each rank's own gradient (without DDP)
-# differs; DDP's is the same on both ranks and equals the big batch's.
+# **After `backward()`, every rank holds the mean of the ranks' gradients, which here (equal
+# halves, a mean loss) is the single-process gradient of the whole batch.** Each rank's own
+# gradient (without DDP) differs; DDP's is the same on both ranks and equals the big batch's.
 
 # %%
 for rank, result in enumerate(ddp["average_gradients"]):
@@ -299,12 +299,15 @@ for rank, result in enumerate(ddp["average_gradients"]):
 print(f"one process, all 8 examples: {big.l2.bias.grad.item():+.4f}")
 for result in ddp["average_gradients"]:
     assert not torch.allclose(result["alone"]["l2.bias"], big.l2.bias.grad)
+    for name in result["alone"]:  # the mean of the two ranks' own gradients
+        mean = sum(r["alone"][name] for r in ddp["average_gradients"]) / 2
+        assert torch.allclose(result["ddp"][name], mean, atol=1e-7)
     for name, p in big.named_parameters():
         assert torch.allclose(result["ddp"][name], p.grad, atol=1e-7)
 
 # %% [markdown]
 # **`no_sync()` skips the all-reduce.** Accumulating 4 micro-batches per rank, DDP normally
-# all-reduces after every `backward()`. Inside `with model.no_sync():` it only adds into
+# all-reduces in every `backward()`. Inside `with model.no_sync():` it only adds into
 # `.grad`; the first backward outside the block all-reduces the sum. A communication hook
 # (`model.register_comm_hook`) counts the all-reduces, then does DDP's usual one:
 
@@ -324,8 +327,8 @@ for without, with_ in zip(ddp["accumulate_without_no_sync"], ddp["accumulate_wit
         assert torch.allclose(with_["ddp"][name], p.grad, atol=1e-7)
 
 # %% [markdown]
-# (The toy net's gradients fit in one bucket of DDP's default 25 MiB, so one all-reduce per
-# synchronised backward.)
+# (The toy net's gradients fit in one of DDP's buckets, so one all-reduce per synchronised
+# backward.)
 #
 # **Frozen parameters take no part.** DDP registers only parameters that require grad: with
 # `l1` frozen, the one bucket it all-reduces holds `l2`'s 3 + 1 numbers, and `l1`'s grads stay
@@ -358,11 +361,12 @@ for rank, result in enumerate(ddp["unused_default"]):
 for result in ddp["unused_default"][:1]:
     print("RuntimeError:", ". ".join(result["error"].split(". ")[:2]) + ". ...")
 for result, alone in zip(ddp["unused_default"], ddp["average_gradients"]):
-    assert result["failed_at"] == 2
+    assert result["failed_at"] == 2 and result["failed_in"] == "forward"
     assert result["error"].startswith("Expected to have finished reduction in the prior "
                                       "iteration before starting a new one")
     first = result["grads"][0]                 # iteration 1: this rank's own gradient
-    assert torch.allclose(first["net.l2.bias"], alone["alone"]["l2.bias"], atol=1e-7)
+    for name, own in alone["alone"].items():
+        assert torch.allclose(first["net." + name], own, atol=1e-7)
     assert not torch.allclose(first["net.l2.bias"], big.l2.bias.grad)
 
 # %% [markdown]
@@ -370,9 +374,9 @@ for result, alone in zip(ddp["unused_default"], ddp["average_gradients"]):
 # will synchronise, traverse the autograd graph from the forward's outputs and mark every
 # parameter it cannot reach as ready (the docstring and `_post_forward` in
 # `torch/nn/parallel/distributed.py`): one extra graph traversal per iteration.
-# `static_graph=True` promises that the set of used parameters never changes; DDP records it
-# in the first iteration and does not search again. Both train the used parameters with the
-# big batch's gradient and leave `spare` at `None`.
+# `static_graph=True` promises that the set of used parameters never changes; DDP learns the
+# set in the first iteration instead of searching the graph in every one. Both train the used
+# parameters with the big batch's gradient and leave `spare` at `None`.
 
 # %%
 for name in ["unused_find", "unused_static"]:
@@ -425,6 +429,10 @@ for dtype in [torch.float16, torch.bfloat16, torch.float32]:
     print(f"{str(dtype):15} smallest normal {info.tiny:.1e}, largest {info.max:.1e}")
 assert torch.finfo(torch.float16).tiny > 1e-5 and torch.finfo(torch.float16).max < 1e5
 assert torch.finfo(torch.bfloat16).tiny == torch.finfo(torch.float32).tiny
+small = torch.tensor(1e-8)                     # a tiny gradient
+print(f"1e-8 in float16: {small.half().item():.2g} | scaled by 65536 first: "
+      f"{(small * 2 ** 16).half().item():.2g} | in bfloat16: {small.bfloat16().item():.2g}")
+assert small.half() == 0 and (small * 2 ** 16).half() != 0 and small.bfloat16() != 0
 
 # %% [markdown]
 # **Unscale before you clip.** `clip_grad_norm_` on scaled gradients measures a norm 65536
@@ -461,22 +469,24 @@ assert abs(right[1] / wrong[1] / 2 ** 16 - 1) < 0.02  # its step 65536 times too
 # %% [markdown]
 # **An inf or NaN in a gradient skips the step.** `scaler.step` checks the unscaled gradients;
 # if any is not finite it does not call `optimizer.step()`, and `scaler.update()` halves the
-# scale. Here an inf is forced into one gradient.
+# scale. Here an inf, then a NaN, is forced into one gradient.
 
 # %%
-net = helpers.toy_net()
-optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
-scaler = torch.amp.GradScaler("cpu")
-with torch.autocast("cpu", dtype=torch.bfloat16):
-    out = net(x)
-scaler.scale(helpers.toy_loss(out.float(), y)).backward()
-net.l1.weight.grad[0, 0] = float("inf")                # an overflow, forced
-before = [p.detach().clone() for p in net.parameters()]
-scaler.step(optimizer)
-scaler.update()
-unchanged = all(torch.equal(p, b) for p, b in zip(net.parameters(), before))
-print("parameters unchanged:", unchanged, "| new scale:", scaler.get_scale())
-assert unchanged and scaler.get_scale() == 2.0 ** 15
+for bad in [float("inf"), float("nan")]:
+    net = helpers.toy_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    scaler.scale(helpers.toy_loss(out.float(), y)).backward()
+    net.l1.weight.grad[0, 0] = bad                     # an overflow, forced
+    before = [p.detach().clone() for p in net.parameters()]
+    scaler.step(optimizer)
+    scaler.update()
+    unchanged = all(torch.equal(p, b) for p, b in zip(net.parameters(), before))
+    print(f"{bad} in a gradient: parameters unchanged: {unchanged} | new scale:",
+          scaler.get_scale())
+    assert unchanged and scaler.get_scale() == 2.0 ** 15
 
 # %% [markdown]
 # ## Going deeper: activation checkpointing (8 minutes)
@@ -493,6 +503,7 @@ print("PyTorch says:", str(caught[0].message))
 print("hidden.requires_grad:", hidden.requires_grad)
 assert "None of the inputs have requires_grad=True" in str(caught[0].message)
 assert not hidden.requires_grad
+assert "recommended that you use ``use_reentrant=False``" in " ".join(checkpoint.__doc__.split())
 
 # %% [markdown]
 # This is the trap of a frozen embedding (or any frozen first layer, as in parameter-efficient
@@ -505,9 +516,10 @@ helpers.truth_table("checkpoint")
 # %% [markdown]
 # **What checkpointing saves, measured.** A stack of 8 `Linear(256, 256) -> ReLU` layers on
 # 64 rows, split into 1, 2 or 4 checkpointed segments (`use_reentrant=False`). Two numbers,
-# both counted per tensor, so they are the same on every run: the bytes autograd keeps from
-# forward to backward (`costs.saved_tensor_bytes`, weights not counted), and the peak bytes
-# held during forward *and* backward (`costs.peak_memory_bytes`, through the profiler).
+# both sums of tensor sizes rather than timings, so they are the same on every run: the bytes
+# autograd keeps from forward to backward (`costs.saved_tensor_bytes`, weights not counted),
+# and the peak of the bytes allocated during forward *and* backward on top of what existed
+# before (the weights and their `.grad`; `costs.peak_memory_bytes`, through the profiler).
 
 # %%
 from helpers import costs
@@ -536,13 +548,22 @@ for segments in [0, 1, 2, 4]:
 assert kept[1] < kept[2] < kept[4] < kept[0]
 assert peak[2] < peak[0] and peak[4] < peak[0]
 assert peak[1] >= peak[0]
+assert costs.peak_memory_bytes(lambda: loss_with(2).backward()) == peak[2]  # same again
 
-calls = []
-hook = model[0].register_forward_pre_hook(lambda module, args: calls.append(1))
-loss_with(2).backward()                        # checkpointed: the first Linear runs twice
-hook.remove()
-print("forward calls of the first Linear in one step with checkpointing:", len(calls))
-assert len(calls) == 2
+linears = [module for module in model if isinstance(module, torch.nn.Linear)]
+calls = {module: 0 for module in linears}
+
+
+def count_call(module, args):
+    calls[module] += 1
+
+
+hooks = [module.register_forward_pre_hook(count_call) for module in linears]
+loss_with(2).backward()                        # 2 checkpointed segments, then the head
+for hook in hooks:
+    hook.remove()
+print("forward calls of each Linear in one step:", [calls[module] for module in linears])
+assert [calls[module] for module in linears] == [2] * 8 + [1]  # the head is not checkpointed
 
 # %% [markdown]
 # Fewer segments keep less between forward and backward, but backward recomputes a whole
@@ -552,8 +573,8 @@ assert len(calls) == 2
 # ## Going deeper: `torch.compile` and grad modes (8 minutes)
 # A compiled model must give the eager model's outputs and gradients in every grad mode. The
 # `aot_eager` backend is used here: TorchDynamo captures the graph and AOTAutograd traces
-# forward and backward, but PyTorch's own kernels run them, so no C++ compiler is needed and
-# compiling takes seconds. (The default backend, `inductor`, also generates code.)
+# forward and backward, but PyTorch's own kernels run them, so no C++ compiler is needed. (The
+# default backend, `inductor`, also generates code.)
 
 # %%
 eager, compiled_net = helpers.toy_net(), helpers.toy_net()
@@ -572,6 +593,7 @@ print("inference_mode: grad_fn", out_inference.grad_fn, "| inference tensor:",
       out_inference.is_inference())
 assert out_no_grad.grad_fn is None and torch.allclose(out_no_grad, eager(x))
 assert out_inference.is_inference() and torch.allclose(out_inference, eager(x))
+assert '"inductor" is the default backend' in torch.compile.__doc__
 
 # %% [markdown]
 # Frozen parameters too: with `l1` frozen the compiled model leaves `l1`'s grads `None` and
@@ -591,7 +613,9 @@ assert torch.allclose(compiled_net.l2.weight.grad, eager.l2.weight.grad, atol=1e
 # **What recompiles.** A backend is any function that takes the captured graph; this one
 # counts the graphs it is given and runs them as they are (public API: a custom backend).
 # TorchDynamo guards each compiled graph on the grad mode and on each parameter's
-# `requires_grad`, among other things; when a guard fails, it captures a new graph.
+# `requires_grad`, among other things (`inference_mode` fails a guard of its own: it compiles anew
+# although grad mode is off there as under `no_grad`); when a guard fails, it captures a new
+# graph.
 
 # %%
 graphs = []
@@ -620,8 +644,8 @@ assert list(seen.values()) == [1, 1, 2, 2, 2, 3, 4, 4]
 
 # %% [markdown]
 # Each new grad mode or `requires_grad` setting cost one compilation, once; after that the
-# cached graphs were reused, also when switching back, so alternating training and evaluation
-# compiles each graph once.
+# cached graphs were reused, also when switching back, so a loop that alternates training steps
+# with `no_grad` evaluation compiles each variant once.
 #
 # ## Going deeper: the gradient doctor on a DDP step (4 minutes)
 # `helpers.diagnose(model, step, optimizer)` from [11 · Debugging](11_debugging.ipynb) runs a
@@ -663,7 +687,7 @@ if doctor:
 # - **`loss / k` over micro-batches of unequal size** (the core): the small micro-batch's
 #   examples count too much. Use `sum / N` or `mean × n_i / N`.
 # - **A parameter unused in forward under DDP**: the first iteration silently keeps each
-#   rank's own gradient, the second raises "Expected to have finished reduction in the prior
+#   rank's own gradient, the second forward raises "Expected to have finished reduction in the prior
 #   iteration". Remove or freeze the parameter, or use `find_unused_parameters=True` or
 #   `static_graph=True`.
 # - **Clipping scaled gradients**: the norm is 65536 times too big and the step 65536 times
