@@ -1060,3 +1060,212 @@ def test_places_are_named_without_absolute_paths():
     assert not is_learner_file(torch.nn.functional.__file__)
     assert not is_learner_file(warnings.__file__)
     assert is_learner_file(__file__) and is_learner_file(helpers.toy.__file__)
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def _dense(t):
+    return None if t is None else (t.to_dense() if t.is_sparse else t).clone()
+
+
+@pytest.mark.parametrize("padding", [False, True])
+def test_sparse_embedding_gradients_are_diagnosed_and_momentum_restored(padding):
+    # nn.Embedding(sparse=True) gives a sparse .grad (the doctor's norms used to crash on it);
+    # looking up only the padding row gives it an all-zero gradient (padding_idx gets none).
+    torch.manual_seed(0)
+    emb = nn.Embedding(5, 3, sparse=True, padding_idx=0)
+    opt = torch.optim.SGD(emb.parameters(), lr=0.1, momentum=0.9)
+    idx = torch.tensor([0, 0]) if padding else torch.tensor([1, 2])
+
+    def step():
+        opt.zero_grad()
+        loss = emb(idx).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step()  # a real step first: a sparse momentum buffer exists
+    weight, grad = emb.weight.detach().clone(), _dense(emb.weight.grad)
+    buffer = _dense(opt.state[emb.weight]["momentum_buffer"])
+    plain = copy.deepcopy(emb)
+    plain(idx).sum().backward()
+    expected = "zero_grad" if padding else "ok"  # the plain run's gradient decides
+    assert (_dense(plain.weight.grad).abs().max() == 0) == padding
+    result = diagnose(emb, step, opt)
+    assert result.causes == {"weight": expected}
+    assert torch.equal(emb.weight, weight) and torch.equal(_dense(emb.weight.grad), grad)
+    assert torch.equal(_dense(opt.state[emb.weight]["momentum_buffer"]), buffer)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: torch.optim.SGD(params, lr=0.1, weight_decay=0.1),
+    lambda params: torch.optim.AdamW(params, lr=0.1)])
+def test_an_unused_layer_whose_grad_was_zeroed_in_place_is_unused(make):
+    # zero_grad(set_to_none=False) rewrites the .grad of a layer the step never calls: that is
+    # no gradient arriving, so the cause stays `unused` (weight decay still moves the layer)
+    model, x, y = helpers.toy_net(), *helpers.toy_batch()
+    opt = make(model.parameters())
+    helpers.toy_loss(model(x), y).backward()
+    opt.step()
+    head = nn.Linear(model.l1.out_features, 1)  # a second head that the step does not call
+    model.unused_head = head
+    head(torch.zeros(1, model.l1.out_features)).sum().backward()
+    opt.add_param_group({"params": head.parameters()})
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = helpers.toy_loss(model(x), y)  # the toy's forward never calls unused_head
+        loss.backward()
+        opt.step()
+        return loss
+
+    result = diagnose(model, step, opt)
+    assert result.causes["unused_head.weight"] == "unused"
+    assert result.causes["unused_head.bias"] == "unused"
+    assert result.causes["l1.weight"] == "ok"
+
+
+@pytest.mark.parametrize("build,set_to_none", [("toy", True), ("resnet", True)])
+def test_optimizer_step_before_backward_is_not_called_zero_grad_after_backward(build,
+                                                                               set_to_none):
+    if build == "toy":
+        model, (x, y) = helpers.toy_net(), helpers.toy_batch()
+        loss_of = lambda: helpers.toy_loss(model(x), y)  # noqa: E731
+    else:
+        torch.manual_seed(0)
+        model, (x, y) = ResNet(), images()
+        loss_of = lambda: F.cross_entropy(model(x), y)  # noqa: E731
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    loss_of().backward()  # grads exist before the step (zero_grad() sets them to None)
+
+    def step():
+        opt.zero_grad(set_to_none=set_to_none)
+        loss = loss_of()
+        opt.step()  # the bug: the step runs before backward() has filled any gradient
+        loss.backward()
+        return loss
+
+    result = diagnose(model, step, opt)
+    # every parameter gets its gradient, but only after step(): in the optimizer, a non-zero
+    # gradient, not moved
+    assert set(result.causes.values()) == {"not_moved"}
+    detail = next(iter(result.params.values())).detail
+    assert "before backward()" in detail and "set back to None" not in detail
+    assert "between" not in detail
+
+
+def test_clipping_to_zero_between_backward_and_step_is_named():
+    model, x, y = helpers.toy_net(), *helpers.toy_batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        loss = helpers.toy_loss(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.0)  # scales every grad to 0
+        opt.step()
+        return loss
+
+    plain = copy.deepcopy(model)
+    helpers.toy_loss(plain(x), y).backward()
+    had = {n for n, p in plain.named_parameters() if p.grad.abs().max() > 0}
+    result = diagnose(model, step, opt)
+    assert set(result.causes.values()) == {"zero_grad"}
+    for name in had:  # backward gave values; something before step() zeroed them
+        assert "between" in result.params[name].detail
+        assert "clip_grad_norm_" in result.params[name].fix
+
+
+def test_a_module_replaced_inside_the_step_is_put_back():
+    model, x, y = helpers.toy_net(), *helpers.toy_batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    children = dict(model.named_children())
+
+    def step():
+        model.l1 = nn.Linear(model.l1.in_features, model.l1.out_features)  # replaced in the step
+        opt.zero_grad()
+        loss = helpers.toy_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    result = diagnose(model, step, opt)
+    assert dict(model.named_children()).keys() == children.keys()
+    assert all(model.get_submodule(n) is m for n, m in children.items())
+    assert result.causes["l1.weight"] == "unused"  # the original l1 was not called
+
+
+@pytest.mark.parametrize("overflow", [False, True])
+def test_a_grad_scaler_is_put_back_and_its_skipped_step_named(overflow):
+    model, x, y = helpers.toy_net(), *helpers.toy_batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16, growth_interval=1)
+    factor = 1e38 if overflow else 1.0  # x 2**16 overflows float32: inf gradients
+
+    def step():
+        opt.zero_grad()
+        loss = helpers.toy_loss(model(x), y) * factor
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skips opt.step() when the gradients hold inf
+        scaler.update()  # halves the scale after a skip, doubles it after a clean step
+        return loss
+
+    result = diagnose(model, step, opt)
+    assert scaler.get_scale() == 2.0 ** 16 and scaler._growth_tracker.item() == 0
+    if overflow:
+        assert set(result.causes.values()) == {"not_moved"}
+        assert "GradScaler" in result.params["l1.weight"].detail
+    else:
+        assert set(result.causes.values()) == {"ok"}
+    step()  # the real step changes the scale: the diagnosed one had not
+    assert scaler.get_scale() == (2.0 ** 15 if overflow else 2.0 ** 17)
+
+
+class _Scale(torch.autograd.Function):
+    """y = x * w, with w read from a module instead of passed in (the learner's bug)."""
+
+    @staticmethod
+    def forward(ctx, x, module):
+        return x * module.w
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+@pytest.mark.parametrize("also_no_grad", [False, True])
+def test_a_parameter_read_inside_a_custom_function_forward_is_named(also_no_grad):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor(2.0))
+            self.b = nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            return _Scale.apply(x, self) + self.b
+
+    net, x = Net(), torch.randn(4, requires_grad=True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        if also_no_grad:
+            with torch.no_grad():
+                net.w * 3  # a plain no_grad use as well: the detail must not say "only inside"
+        loss = net(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    plain = copy.deepcopy(net)
+    plain(x).pow(2).mean().backward()
+    assert plain.w.grad is None and plain.b.grad is not None  # autograd never sees w
+    result = diagnose(net, step, opt)
+    assert result.causes == {"w": "no_grad", "b": "ok"}
+    detail, fix = result.params["w"].detail, result.params["w"].fix
+    if also_no_grad:
+        assert "_Scale" not in detail and "no_grad" in fix
+    else:
+        assert "_Scale.forward" in detail and "_Scale.apply" in fix

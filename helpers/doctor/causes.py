@@ -42,12 +42,25 @@ def grad_state(grad):
     return grad_states([grad])[0]
 
 
+def strided(grad):
+    """``grad`` as a strided tensor with the same norms: a sparse gradient's stored values."""
+    if grad is None or grad.layout == torch.strided:
+        return grad
+    if grad.is_sparse:  # nn.Embedding(sparse=True): coalesce sums repeated indices
+        return grad.coalesce().values()
+    return grad.to_dense()
+
+
+def largest_abs(tensors):
+    """The largest absolute value of each of ``tensors`` (0.0 for an empty one), one reduction."""
+    full = [t for t in tensors if t.numel()]  # the infinity norm of an empty tensor raises
+    found = iter(torch.stack(torch._foreach_norm(full, float("inf"))).tolist() if full else [])
+    return [next(found) if t.numel() else 0.0 for t in tensors]
+
+
 def grad_states(grads):
     """:func:`grad_state` of each of ``grads``, with one reduction for all of them."""
-    present = [g for g in grads if g is not None]
-    if not present:
-        return ["None"] * len(grads)
-    largest = iter(torch.stack(torch._foreach_norm(present, float("inf"))).tolist())
+    largest = iter(largest_abs([strided(g) for g in grads if g is not None]))
     return ["None" if g is None else ("zeros" if next(largest) == 0 else "values")
             for g in grads]
 
@@ -108,12 +121,26 @@ def _not_moved_detail(tensor, index, group, facts):
         if facts.error_before_step:
             return "An error stopped the step before this optimizer's step() ran.", \
                 "Fix the error (see .error); step() never ran."
+        if any(id(tensor.grad) in grads and found.item()
+               for grads, found in facts.recorder.unscaled):
+            return ("optimizer.step() did not run: a GradScaler skips it when the scaled "
+                    "gradients hold inf or NaN (it then lowers its scale)."), \
+                ("Rare skips are normal; if every step is skipped, find the inf/NaN in the "
+                 "loss or the gradients.")
         return "This optimizer's step() was never called in the step.", FIX["not_moved"]
     if group.get("lr") == 0:
         return "Its parameter group's learning rate is 0.", \
             "Give its group a learning rate above 0."
     return "step() ran but did not change it (an update too small to change the value?).", \
         FIX["not_moved"]
+
+
+def _filled_before_step(tensor, facts):
+    """Whether a backward() that reached ``tensor`` finished before its optimizer's step()."""
+    before = facts.recorder.step_seq.get(id(tensor), 0)
+    return any(c.kind == "backward" and not c.failed and c.seq < before
+               and id(tensor) in c.leaves and (c.inputs is None or id(tensor) in c.inputs)
+               for c in facts.recorder.backward_calls)
 
 
 def decide(tensor, facts, grad, moved, requires_grad_before):
@@ -135,6 +162,14 @@ def decide(tensor, facts, grad, moved, requires_grad_before):
         if not use.grad_on and use.inference and not use.grad_off:
             return "inference_mode", MEANING["inference_mode"] + ".", FIX["inference_mode"]
         if not use.grad_on:
+            if use.function is not None and not use.plain_off:
+                name = use.function
+                return "no_grad", (f"it was used only inside {name}.forward (a custom "
+                                   "autograd.Function runs forward with grad mode off), and "
+                                   "autograd gives gradients only to the inputs of "
+                                   f"{name}.apply."), \
+                    (f"Pass it to {name}.apply(...) as an input and return its gradient from "
+                     "backward().")
             return "no_grad", MEANING["no_grad"] + ".", FIX["no_grad"]
         if leaf:
             return ("detached", *_detached_detail(tensor, use, facts))
@@ -147,8 +182,14 @@ def decide(tensor, facts, grad, moved, requires_grad_before):
     if facts.optimizers and found is None and not moved:
         return "not_in_optimizer", MEANING["not_in_optimizer"] + " (compared by identity).", \
             FIX["not_in_optimizer"]
-    at_step = facts.recorder.grad_at_step.get(id(tensor)) if found is not None else None
+    recorder = facts.recorder
+    at_step = recorder.grad_at_step.get(id(tensor)) if found is not None else None
     state = at_step or grad
+    if (at_step in ("None", "zeros") and grad == "values" and not moved
+            and not _filled_before_step(tensor, facts)):
+        return "not_moved", ("optimizer.step() ran before backward() gave it a gradient, so the "
+                             "step had nothing to apply."), \
+            "Call loss.backward() before optimizer.step()."
     if state == "None":
         if any(c.failed and id(tensor) in c.leaves for c in facts.recorder.backward_calls):
             return "zero_grad", ("Its .grad was cleared, and the backward() that would fill it "
@@ -158,6 +199,13 @@ def decide(tensor, facts, grad, moved, requires_grad_before):
                              " (zero_grad() after backward()?)."), \
             "Call zero_grad() before backward(), not between backward() and step()."
     if state == "zeros":
+        after, seq = recorder.grad_after_backward.get(id(tensor), (None, 0))
+        if at_step and after == "values" and seq < recorder.step_seq.get(id(tensor), 0):
+            return "zero_grad", ("backward() gave it a non-zero gradient, but it was all zeros "
+                                 "when optimizer.step() ran: code between the two zeroed it."), \
+                ("Check what runs between backward() and step(): clip_grad_norm_ needs "
+                 "max_norm > 0, zero_grad() belongs before backward(), and a hook or edit of "
+                 ".grad must not zero it.")
         detail = ("its gradient was all zeros when optimizer.step() ran." if at_step
                   else MEANING["zero_grad"] + ".")
         return "zero_grad", detail, FIX["zero_grad"]

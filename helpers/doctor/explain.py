@@ -62,6 +62,7 @@ def rerun_in_detail(step, snapshot, watched):
     """
     snapshot.restore()
     recorder = Recorder(watched.values(), detail=True)
+    recorder.on_first_step, recorder.on_state = snapshot.add_optimizer, snapshot.add_tensors
     error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

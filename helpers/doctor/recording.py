@@ -7,6 +7,8 @@ calls that cut any graph (with the learner's line), whether ``optimizer.step()``
 ``detail`` mode (the rerun after an error), every in-place edit with its line.
 """
 
+import sys
+
 import torch
 from torch.optim.optimizer import (register_optimizer_step_post_hook,
                                    register_optimizer_step_pre_hook)
@@ -73,6 +75,22 @@ def _requires_grad(result):
     return False
 
 
+_APPLY = torch.autograd.Function.apply.__func__.__code__
+
+
+def _custom_function():
+    """The name of the custom ``autograd.Function`` whose ``forward`` is running, or ``None``."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _APPLY:
+            cls = frame.f_locals.get("cls")
+            if getattr(cls, "__module__", "").startswith("torch."):
+                return None  # torch's own, e.g. checkpoint's: not one the learner wrote
+            return getattr(cls, "__name__", "autograd.Function")
+        frame = frame.f_back
+    return None
+
+
 def walk_graph(roots):
     """All autograd nodes reachable from ``roots`` (tensors), and their leaves' ids."""
     stack = [t.grad_fn for t in roots if t.grad_fn is not None]
@@ -92,12 +110,15 @@ def walk_graph(roots):
 class Use:
     """How one parameter was used: counts by grad mode, and the calls that cut its graph."""
 
-    __slots__ = ("grad_on", "grad_off", "inference", "required_grad", "cut_by")
+    __slots__ = ("grad_on", "grad_off", "inference", "required_grad", "cut_by", "function",
+                 "plain_off")
 
     def __init__(self):
         self.grad_on = self.grad_off = self.inference = 0
         self.required_grad = False
         self.cut_by = []
+        self.function = None  # a custom autograd.Function whose forward used it (grad off)
+        self.plain_off = False  # used with grad off outside any custom Function's forward
 
 
 class BackwardCall:
@@ -107,6 +128,7 @@ class BackwardCall:
         self.kind, self.place, self.nodes, self.leaves = kind, place, nodes, leaves
         self.inputs, self.retain = inputs, retain
         self.failed = False
+        self.seq = 0  # its place among the step's backward and step() calls
 
 
 class Cut:
@@ -142,6 +164,9 @@ class Recorder(TorchFunctionMode):
         self.edits = []
         self.steps = []  # (optimizer, place) for every optimizer.step() call
         self.grad_at_step = {}  # id(parameter) -> its grad state when its step() last began
+        self.step_seq = {}  # id(parameter) -> the event number of that step() call
+        self.grad_after_backward = {}  # id(leaf) -> (grad state, seq) after its last backward()
+        self.seq = 0  # event counter: backward calls and step() calls, in order
         self.detail = detail
         self.in_step = 0
         self._kinds = {}
@@ -149,6 +174,8 @@ class Recorder(TorchFunctionMode):
         self._quiet = []
         self._closures = []
         self.on_first_step = None  # called with each optimizer before its step() runs
+        self.on_state = None  # called with tensors of other state the step changes in place
+        self.unscaled = []  # (ids of the grads a GradScaler checked, its found_inf tensor)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self):
@@ -177,11 +204,13 @@ class Recorder(TorchFunctionMode):
             quiet.__enter__()
             self._quiet.append(quiet)
         self.in_step += 1
+        self.seq += 1
         params = [p for group in optimizer.param_groups for p in group["params"]]
         with torch._C.DisableTorchFunction():  # the doctor's own reads: not the step's
             states = grad_states([p.grad for p in params])
         for p, state in zip(params, states):
             self.grad_at_step[id(p)] = state
+            self.step_seq[id(p)] = self.seq
 
     def _step_post(self, optimizer, args, kwargs):
         if self._closures and self._closures.pop():
@@ -209,6 +238,10 @@ class Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         if kind == BACKWARD:
             return self._backward(func, name, args, kwargs)
+        if name == "_amp_update_scale_" and self.on_state is not None:  # GradScaler.update()
+            self.on_state(args[:2])  # its scale and growth tracker, to put back afterwards
+        if name == "_amp_foreach_non_finite_check_and_unscale_":  # GradScaler.unscale_()
+            self.unscaled.append(({id(g) for g in args[0]}, args[1]))  # grads, found_inf
         if self.in_step:
             return self._run_detail(func, name, args, kwargs) if self.detail else \
                 func(*args, **kwargs)
@@ -247,6 +280,11 @@ class Recorder(TorchFunctionMode):
             else:
                 use.grad_off += 1
                 use.required_grad |= p.requires_grad
+                function = _custom_function()
+                if function is None:
+                    use.plain_off = True
+                elif use.function is None:
+                    use.function = function
         if cut and len(self.cuts) < MAX_CUTS:
             self._note_cut(name, mode)
         return result
@@ -288,9 +326,19 @@ class Recorder(TorchFunctionMode):
         retain = bool(kwargs.get("retain_graph") or kwargs.get("create_graph"))
         call = BackwardCall("grad" if name == "grad" else "backward", learner_place(2), nodes,
                             leaves, input_ids, retain)
+        self.seq += 1
+        call.seq = self.seq
         self.backward_calls.append(call)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except BaseException:
             call.failed = True
             raise
+        if call.kind == "backward":  # what .grad holds now, to compare with what step() sees
+            filled = [self.watched[i] for i in leaves if i in self.watched
+                      and (input_ids is None or i in input_ids)]
+            with torch._C.DisableTorchFunction():
+                states = grad_states([t.grad for t in filled])
+            for t, state in zip(filled, states):
+                self.grad_after_backward[id(t)] = (state, call.seq)
+        return result

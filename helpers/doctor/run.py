@@ -5,7 +5,7 @@ import inspect
 import torch
 from torch import nn
 
-from .causes import Facts, decide, grad_states
+from .causes import Facts, decide, grad_states, largest_abs, strided
 from .recording import Recorder, walk_graph
 from .report import Diagnosis, ParamReport
 from .snapshot import Snapshot
@@ -95,6 +95,7 @@ def diagnose(model, step, optimizer=None, tensors=None, restore=True):
     snapshot = Snapshot(model, extra.values(), optimizers)
     recorder = Recorder(watched.values())
     recorder.on_first_step = snapshot.add_optimizer
+    recorder.on_state = snapshot.add_tensors
     error = result = None
     try:
         with recorder:
@@ -149,21 +150,21 @@ def _gather(watched, recorder, optimizers, losses, error, snapshot, requires_gra
         if call.kind == "backward" and not call.failed:
             reached |= call.leaves if call.inputs is None else (call.leaves & call.inputs)
     facts = Facts(recorder, reached, bool(recorder.backward_calls), known, error is not None)
-    for t in watched.values():  # reached by a backward that finished, or its .grad changed
-        if id(t) in reached:
-            facts.received.add(id(t))
-        elif t.is_leaf and t.grad is not None:
-            old_grad, old_values = grads_before.get(id(t), (None, None))
-            if t.grad is not old_grad or not torch.equal(t.grad, old_values):
-                facts.received.add(id(t))
-    roots = [t for t in losses if t.grad_fn is not None and t.grad_fn not in facts.nodes]
-    if roots:
-        facts.nodes |= walk_graph(roots)[0]
     names = list(watched)
     tensors = [watched[n] for n in names]
     grads = [t.grad if t.is_leaf else None for t in tensors]
     states = grad_states(grads)
-    present = [g for g in grads if g is not None]
+    for t, state in zip(tensors, states):  # reached by a backward that finished, or its
+        if id(t) in reached:  # .grad changed to values (zero_grad(set_to_none=False) is no sign)
+            facts.received.add(id(t))
+        elif state == "values":
+            old_grad, old_values = grads_before.get(id(t), (None, None))
+            if t.grad is not old_grad or not _same(t.grad, old_values):
+                facts.received.add(id(t))
+    roots = [t for t in losses if t.grad_fn is not None and t.grad_fn not in facts.nodes]
+    if roots:
+        facts.nodes |= walk_graph(roots)[0]
+    present = [strided(g) for g in grads if g is not None]
     norms = iter(torch.stack(torch._foreach_norm(present)).tolist() if present else [])
     norms = [None if g is None else next(norms) for g in grads]
     moved = _moved(tensors, before)
@@ -177,6 +178,14 @@ def _gather(watched, recorder, optimizers, losses, error, snapshot, requires_gra
     return params
 
 
+def _same(a, b):
+    """``torch.equal`` that also compares sparse gradients (nn.Embedding(sparse=True))."""
+    if a.layout != torch.strided or b.layout != torch.strided:
+        return a.layout == b.layout and a.shape == b.shape and torch.equal(a.to_dense(),
+                                                                           b.to_dense())
+    return torch.equal(a, b)
+
+
 def _moved(tensors, before):
     """For each tensor, whether its values differ from ``before`` (one reduction for all)."""
     pairs = [(t.detach(), before[id(t)]) for t in tensors if id(t) in before
@@ -184,7 +193,7 @@ def _moved(tensors, before):
              and t.dtype.is_floating_point]
     if pairs:
         diffs = torch._foreach_sub([a for a, _ in pairs], [b for _, b in pairs])
-        largest = iter(torch.stack(torch._foreach_norm(diffs, float("inf"))).tolist())
+        largest = iter(largest_abs(diffs))
     result = []
     for t in tensors:
         saved = before.get(id(t))

@@ -1,9 +1,11 @@
 """Save and restore everything a training step changes, so diagnosing is not a training step.
 
-Saved: each module's parameter and buffer entries (the objects), their values, ``requires_grad``
-and ``.grad`` (the object and its values, or ``None``), ``training`` flags, each optimizer's
-``param_groups`` and ``state`` (the tensor objects refilled in place), and the random number
-generators (torch, Python's ``random``, NumPy's when loaded).
+Saved: each module's parameter, buffer and submodule entries (the objects), their values,
+``requires_grad`` and ``.grad`` (the object and its values, or ``None``), ``training`` flags,
+each optimizer's ``param_groups`` and ``state`` (the tensor objects refilled in place), the random
+number generators (torch, Python's ``random``, NumPy's when loaded), and a ``GradScaler``'s scale
+and growth tracker when the step calls its ``update()``. Not saved: a learning-rate scheduler's
+counters, and plain attributes the step sets on modules.
 """
 
 import copy
@@ -28,8 +30,13 @@ def _clone(value):
 def _put_back(original, saved):
     """``original`` refilled with ``saved``'s values when possible, else ``saved`` itself."""
     if (isinstance(original, torch.Tensor) and isinstance(saved, torch.Tensor)
-            and original.shape == saved.shape and original.dtype == saved.dtype):
-        original.data.copy_(saved)
+            and original.shape == saved.shape and original.dtype == saved.dtype
+            and original.layout == saved.layout):
+        if original.layout == torch.strided:
+            original.data.copy_(saved)
+        else:  # a sparse tensor's .data is a shallow copy: copying into it misses the original
+            with torch.no_grad():
+                original.copy_(saved)
         return original
     return saved
 
@@ -82,10 +89,10 @@ class Snapshot:
     """Everything ``model``, extra ``tensors`` and ``optimizers`` hold, to put back later."""
 
     def __init__(self, model, tensors=(), optimizers=()):
-        self.modules = [(m, dict(m._parameters), dict(m._buffers), m.training)
-                        for m in model.modules()]
+        self.modules = [(m, dict(m._parameters), dict(m._buffers), m.training,
+                         dict(m._modules)) for m in model.modules()]
         seen, self.tensors = set(), []
-        for _, params, buffers, _ in self.modules:
+        for _, params, buffers, _, _ in self.modules:
             for t in (*params.values(), *buffers.values()):
                 if t is not None and id(t) not in seen:
                     seen.add(id(t))
@@ -95,6 +102,7 @@ class Snapshot:
                 seen.add(id(t))
                 self.tensors.append(TensorState(t))
         self.optimizers = {}
+        self.others = {}  # id -> (tensor, saved values): other state the step changed
         for opt in optimizers:
             self.add_optimizer(opt)
         self.rng = torch.get_rng_state()
@@ -109,9 +117,16 @@ class Snapshot:
         if id(optimizer) not in self.optimizers:
             self.optimizers[id(optimizer)] = OptimizerState(optimizer)
 
+    def add_tensors(self, tensors):
+        """Save more tensors' values (a GradScaler's scale, found when the step updates it)."""
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and id(t) not in self.others:
+                self.others[id(t)] = (t, t.detach().clone())
+
     def restore(self):
-        for module, params, buffers, training in self.modules:
-            for store, saved in ((module._parameters, params), (module._buffers, buffers)):
+        for module, params, buffers, training, children in self.modules:
+            for store, saved in ((module._parameters, params), (module._buffers, buffers),
+                                 (module._modules, children)):
                 if store.keys() != saved.keys() or any(store[k] is not v
                                                        for k, v in saved.items()):
                     store.clear()
@@ -122,6 +137,9 @@ class Snapshot:
                 state.restore()
         for state in self.optimizers.values():
             state.restore()
+        with torch.no_grad():
+            for t, saved in self.others.values():
+                t.copy_(saved)
         torch.set_rng_state(self.rng)
         random.setstate(self.python_rng)
         if self.numpy_rng is not None:
