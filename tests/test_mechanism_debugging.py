@@ -173,6 +173,7 @@ def test_vanishing_exploding_healthy():
     norms = {case: list(grad_flow.layer_grad_norms(
         grad_flow.backward_once(grad_flow.deep_mlp(case))).values()) for case in grad_flow.CASES}
     assert norms["vanishing"][0] < 1e-6 * norms["vanishing"][-1]
+    assert all(a < b for a, b in zip(norms["vanishing"], norms["vanishing"][1:]))
     assert min(norms["exploding"]) > 1e6 * max(norms["healthy"])
     assert max(norms["healthy"]) < 10 * min(norms["healthy"])
     with pytest.raises(ValueError, match="case must be one of"):

@@ -27,8 +27,8 @@
 # - how to find the line behind "modified by an inplace operation";
 # - how to read a per-layer gradient-norm chart.
 #
-# **Prerequisites**: [00 · Start here](00_start_here.ipynb); notebooks 02 to 06 teach each
-# cause alone. It follows [10 · Myths, tested](10_myths.ipynb).
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb); notebooks 02 to 06 teach five of
+# these causes one at a time. It follows [10 · Myths, tested](10_myths.ipynb).
 #
 # **Time**: 15 minutes for the core; about 40 more for the "Going deeper" sections.
 
@@ -190,7 +190,7 @@ optimizer = torch.optim.Adam(net.l2.parameters(), lr=0.01)
 step()
 values = {name: p.detach().clone() for name, p in net.named_parameters()}
 grads = {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
-moments = [state["exp_avg"].clone() for state in optimizer.state.values()]
+moments = [(s["exp_avg"].clone(), s["exp_avg_sq"].clone()) for s in optimizer.state.values()]
 
 helpers.diagnose(net, step, optimizer)
 for name, p in net.named_parameters():
@@ -198,7 +198,8 @@ for name, p in net.named_parameters():
     assert (p.grad is None) == (name not in grads)
     assert name not in grads or torch.equal(p.grad, grads[name])
 assert len(moments) == 2
-assert all(torch.equal(m, s["exp_avg"]) for m, s in zip(moments, optimizer.state.values()))
+assert all(torch.equal(m, s["exp_avg"]) and torch.equal(v, s["exp_avg_sq"])
+           for (m, v), s in zip(moments, optimizer.state.values()))
 assert all(s["step"] == 1 for s in optimizer.state.values())
 print("parameters, grads and Adam's state unchanged")
 
@@ -344,8 +345,9 @@ assert torch.allclose(leaf.grad, torch.full((3,), -4.88))
 # %% [markdown]
 # **On a CPU-only machine `.to(device)` hides this bug.** `.to()` returns the tensor itself
 # when nothing changes, so `.to("cpu")` on a CPU tensor is still the leaf. It copies when the
-# dtype or (per [its documentation](https://pytorch.org/docs/stable/generated/torch.Tensor.to.html))
-# the device changes, so the same line gives a non-leaf on a GPU.
+# dtype or the device changes ([`Tensor.to`](https://pytorch.org/docs/stable/generated/torch.Tensor.to.html)),
+# and the [`is_leaf` documentation](https://pytorch.org/docs/stable/generated/torch.Tensor.is_leaf.html)
+# shows that a copy to the GPU is not a leaf: on a GPU the same line gives a non-leaf.
 
 # %%
 leaf = torch.zeros(3, requires_grad=True)
@@ -417,7 +419,7 @@ case
 # Many backward formulas need a tensor from the forward pass: `sigmoid` and `relu`, for
 # instance, save their output (the messages below name them). Autograd saves it with its
 # version number; every in-place edit bumps the version. If the numbers disagree at `backward()`, it raises. PyTorch's
-# message names the tensor's shape and the operation that saved it, not your line. The doctor
+# message names the tensor's shape and the operation whose output it is, not your line. The doctor
 # reruns the step under `torch.autograd.detect_anomaly()` and records each in-place edit, so
 # it names both lines.
 #
@@ -428,6 +430,8 @@ case = bug_lab.case("inplace_relu")
 assert "modified by an inplace operation" in case.diagnosis.error
 assert "`h = act(h)`" in case.diagnosis.error and "SigmoidBackward0" in case.diagnosis.error
 assert case.fixed.error is None
+pytorch_says = str(case.diagnosis.exception).split("Hint")[0]
+assert "[16, 8]], which is output 0 of Sigmoid," in pytorch_says and ".py" not in pytorch_says
 case
 
 # %% [markdown]
@@ -483,6 +487,7 @@ vanishing, exploding, healthy = (list(v.values()) for v in norms.values())
 t = torch.linspace(-6, 6, 1201, requires_grad=True)
 slope = torch.autograd.grad(torch.sigmoid(t).sum(), t)[0]
 assert 0.25 - 1e-6 < slope.max().item() <= 0.25      # the sigmoid's slope, at most 0.25
+assert all(a < b for a, b in zip(vanishing, vanishing[1:]))  # each layer back shrinks it
 assert vanishing[0] < 1e-6 * vanishing[-1]           # vanishing: 8 orders smaller at the input
 assert min(exploding) > 1e6 * max(healthy)           # exploding: every layer enormous
 assert max(healthy) < 10 * min(healthy)              # healthy: within a factor of 10
