@@ -42,17 +42,20 @@ def notebooks():
 
 
 def stored_widgets(path):
-    """How many explorers and quizzes the committed notebook displays (from its outputs)."""
-    counts = {"Explorer": 0, "PredictQuiz": 0}
+    """How many explorers, quizzes and bug labs the committed notebook displays (from its
+    outputs)."""
+    counts = {"Explorer": 0, "PredictQuiz": 0, "BugLab": 0}
     for cell in nbformat.read(path, as_version=4).cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if VIEW in data:  # Explorer, PatternExplorer, PredictQuiz, PatternQuiz, ...
+            if VIEW in data:  # Explorer, PatternExplorer, PredictQuiz, PatternQuiz, BugLab
                 kind = data.get("text/plain", "").split("(", 1)[0]
                 if kind.endswith("Explorer"):
                     counts["Explorer"] += 1
                 elif kind.endswith("Quiz"):
                     counts["PredictQuiz"] += 1
+                elif kind == "BugLab":
+                    counts["BugLab"] += 1
     return counts
 
 
@@ -547,3 +550,63 @@ def pattern_answer(result):
     roles = list(dict.fromkeys(name.split(".", 1)[0] for name in result.params))
     return roles, [role for role in roles if any(n.split(".", 1)[0] == role
                                                  for n in result.reached)]
+
+
+# ----------------------------------------------------------------- 11's bug lab (helpers.bug_lab)
+
+READ_BUG_LAB = """(el) => {
+  const text = e => e.textContent.replace(/\u00a0/g, ' ').trim();
+  const hook = el.querySelector('[data-gfl-bug]');
+  const select = el.querySelector('.widget-dropdown select');
+  const table = el.querySelector('table.gfl-table');
+  const code = el.querySelector('details pre');
+  const out = {bug: hook ? hook.dataset.gflBug : null,
+               labels: select ? [...select.options].map(text) : [],
+               selected: select && select.selectedIndex >= 0
+                 ? text(select.options[select.selectedIndex]) : null,
+               code: code ? code.textContent : null, caption: null, columns: [], rows: [],
+               notes: [...el.querySelectorAll('.gfl-error')].map(text), legend: []};
+  if (table) {
+    const caption = table.querySelector('caption');
+    out.caption = caption ? text(caption) : null;
+    out.columns = [...table.querySelectorAll('thead th')].map(text);
+    out.rows = [...table.querySelectorAll('tbody tr')].map(
+      tr => [...tr.querySelectorAll('td')].map(td => [text(td), td.className]));
+  }
+  const svg = el.querySelector('.gfl-graph svg');
+  if (svg) {
+    for (const g of svg.querySelectorAll('g.node')) {
+      const title = g.querySelector('title').textContent;
+      if (title.includes('_legend_')) out.legend.push(title.split('_legend_')[1]);
+    }
+  }
+  return out;
+}"""
+
+
+def bug_lab_mismatches(shown, name, diagnosis, source):
+    """What the page's BugLab shows that differs from bug ``name``'s ``diagnosis`` (the doctor's,
+    computed in the test process) and its code ``source``; empty list: all agree."""
+    if shown["bug"] != name:
+        return [f"page shows bug {shown['bug']!r}, expected {name!r}"]
+    problems = []
+    if shown["code"] is None or shown["code"].strip() != source.strip():
+        problems.append(f"code: page {shown['code']!r}, expected {source!r}")
+    if shown["caption"] != diagnosis.headline():
+        problems.append(f"table caption: page {shown['caption']!r}, "
+                        f"doctor {diagnosis.headline()!r}")
+    rows = rows_by_parameter(shown)
+    if list(rows) != list(diagnosis.causes):
+        problems.append(f"table rows: page {list(rows)}, doctor {list(diagnosis.causes)}")
+    for pname, cause in diagnosis.causes.items():
+        cell = rows.get(pname, {}).get("cause")
+        if cell is None or cell[0] != cause:
+            problems.append(f"table {pname}/cause: page {cell and cell[0]!r}, doctor {cause!r}")
+    notes = (diagnosis.error.splitlines() if diagnosis.error else []) + list(diagnosis.notes)
+    notes = [" ".join(note.split()) for note in notes]
+    if [" ".join(note.split()) for note in shown["notes"]] != notes:
+        problems.append(f"table notes: page {shown['notes']}, doctor {notes}")
+    if sorted(shown["legend"]) != sorted(set(diagnosis.causes.values())):
+        problems.append(f"graph legend: page {sorted(shown['legend'])}, doctor's causes "
+                        f"{sorted(set(diagnosis.causes.values()))}")
+    return problems

@@ -4,9 +4,10 @@ For each notebooks/*.ipynb: open it in JupyterLab, Run All, wait for the kernel 
 assert that no cell shows an error; then click every choice of every explorer control and check
 that the gradient table and the graph on the page show what the registry says for that choice
 (computed in this process, not read from the page); then give each predict-first quiz a right
-and a wrong answer and check how it marks them. Notebook 09's PatternExplorer and PatternQuiz
-are checked the same way against helpers.patterns.run_pattern instead of the registry. Notebook 00 runs the same way in Notebook 7,
-and the playground (notebooks/08_*.ipynb) in Voila, as `make app` serves it.
+and a wrong answer and check how it marks them; pick every bug of notebook 11's BugLab and
+check the doctor's table against helpers.bug_lab. Notebook 09's PatternExplorer and PatternQuiz
+are checked the same way against helpers.patterns.run_pattern instead of the registry. Notebook
+00 runs the same way in Notebook 7, and the playground (notebooks/08_*.ipynb) in Voila, as `make app` serves it.
 
 One JupyterLab server (serving a temporary copy of the notebooks, so autosave never touches the
 committed files) and one Chromium for the whole session; while one notebook is checked, the
@@ -108,12 +109,14 @@ def screenshot(page, name):
 
 
 def wait_for_widgets(page, notebook):
-    """Wait until the page shows as many explorers and quizzes as the notebook stores."""
+    """Wait until the page shows as many explorers, quizzes and bug labs as the notebook
+    stores."""
     want = bs.stored_widgets(notebook)
     deadline = time.monotonic() + bs.WIDGET_TIMEOUT
     while True:
         got = {"Explorer": page.locator(".gfl-explorer").count(),
-               "PredictQuiz": page.locator(".gfl-quiz").count()}
+               "PredictQuiz": page.locator(".gfl-quiz").count(),
+               "BugLab": page.locator(".gfl-bug-lab").count()}
         if got == want or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -216,6 +219,43 @@ def check_pattern_explorer(explorer, shown):
     return visited
 
 
+def check_bug_lab(lab):
+    """11's BugLab: pick every bug in the dropdown; each time the marker, the bug's code, the
+    doctor's table (parameters, causes, caption, notes) and the graph's legend of causes must
+    show what helpers.bug_lab.diagnosis_of gives for that bug in this process."""
+    from helpers import bugs
+    from helpers.bug_lab import diagnosis_of
+
+    shown = lab.evaluate(bs.READ_BUG_LAB)
+    labels = [item.label for item in bugs.BUGS.values()]
+    assert shown["labels"] == labels, f"bug dropdown offers {shown['labels']}, expected {labels}"
+    start = shown["bug"]
+    assert start in bugs.BUGS, f"bug lab shows unknown bug {start!r}"
+    assert shown["selected"] == bugs.BUGS[start].label, shown["selected"]
+
+    def expect(name):
+        diagnosis, source = diagnosis_of(name), bugs.source(name)
+        deadline = time.monotonic() + bs.WIDGET_TIMEOUT
+        while True:
+            shown = lab.evaluate(bs.READ_BUG_LAB)
+            problems = bs.bug_lab_mismatches(shown, name, diagnosis, source)
+            if shown["selected"] != bugs.BUGS[name].label:
+                problems.append(f"bug dropdown shows {shown['selected']!r}")
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not problems, (f"bug lab {name}: the page disagrees with the doctor:\n  "
+                              + "\n  ".join(problems))
+
+    expect(start)
+    visited = 1
+    for name in [*[n for n in bugs.BUGS if n != start], start]:
+        lab.locator(".widget-dropdown select").select_option(label=bugs.BUGS[name].label)
+        expect(name)
+        visited += 1
+    return visited
+
+
 def check_quiz(quiz):
     """A right answer is marked right, a wrong one wrong, with the registry's answer shown."""
     if quiz.locator("[data-gfl-pattern]").count():
@@ -287,6 +327,8 @@ def check_page(page, notebook):
                  for i in range(counts["Explorer"]))
     for i in range(counts["PredictQuiz"]):
         check_quiz(page.locator(".gfl-quiz").nth(i))
+    for i in range(counts["BugLab"]):
+        states += check_bug_lab(page.locator(".gfl-bug-lab").nth(i))
     return states
 
 
