@@ -214,8 +214,8 @@ def test_quiz_and_explorer():
 
 
 @pytest.mark.parametrize("key,right,wrong", [
-    ("05.1", (False, True), (True, True)),
-    ("05.2", False, True),
+    ("05.1", (True, False, True), (False, False, True)),   # wrong: the view taken as new
+    ("05.2", (False, True), (False, False)),               # wrong: the view taken as new
     ("05.3", {"b"}, {"b", "c"}),
 ])
 def test_exercises(key, right, wrong):
@@ -226,9 +226,17 @@ def test_exercises(key, right, wrong):
 
 def test_exercise_answers_from_plain_pytorch():
     with torch.inference_mode():
-        t = torch.ones(2)
+        t = torch.ones(4)
         inside = t.clone()
-    assert (t.clone().is_inference(), inside.is_inference()) == (False, True)
+    assert (t.reshape(2, 2).is_inference(), (t + 0).is_inference(),
+            inside.is_inference()) == (True, False, True)
+    assert check("05.1", (True, False, True))
+    w = torch.ones(3, requires_grad=True)
+    with torch.inference_mode(), torch.enable_grad():
+        r, v = w * 2, w[:2]
+    assert not r.requires_grad and r.grad_fn is None
+    assert v.requires_grad and v.grad_fn is None and not v.is_inference()
+    assert check("05.2", (False, True))
     net = toy_net()
     with torch.inference_mode():
         features = torch.relu(net.l1(toy_batch()[0]))

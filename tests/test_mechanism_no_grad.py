@@ -188,14 +188,18 @@ def test_saved_bytes_exclude_rejects_other_types():
 # Exercises -------------------------------------------------------------------------------
 
 def test_exercise_04_1():
-    assert check("04.1", (False, True))
-    assert not check("04.1", (False, False))
+    # z: a new result under no_grad; v: a view of w (keeps the flag); u: enable_grad on,
+    # but its input z does not require grad.
+    assert check("04.1", (False, True, False))
+    assert not check("04.1", (False, True, True))    # "enable_grad records everything"
+    assert not check("04.1", (False, False, False))  # "nothing made under no_grad requires grad"
     assert not check("04.1", ...)
 
 
 def test_exercise_04_2():
-    assert check("04.2", (8 * 4 + 8 * 3) * FLOAT)
-    assert not check("04.2", 236)  # counting the weight l2.weight.t() too
+    assert check("04.2", (20 * 4 + 20 * 3) * FLOAT)           # input x and the ReLU output
+    assert not check("04.2", (20 * 4 + 20 * 3 + 20 * 3) * FLOAT)  # counting L1's output too
+    assert not check("04.2", (8 * 4 + 8 * 3) * FLOAT)         # the toy batch's 224, shown above
 
 
 def test_exercise_04_3():

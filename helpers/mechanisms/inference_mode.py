@@ -82,24 +82,29 @@ INFERENCE_MODE = register(Mechanism(
 
 # --- exercises -------------------------------------------------------------------------------
 
-@exercise("05.1", why="A clone is new memory: made outside the mode it is a normal "
-                      "tensor, made inside it is another inference tensor. (A view, such as "
-                      "detach() or slicing, stays an inference tensor wherever it is made.)")
+@exercise("05.1", why="Where an op runs decides only for new memory: t + 0 made outside the "
+                      "mode is a normal tensor, t.clone() made inside it another inference "
+                      "tensor. A view (reshape of a contiguous tensor, a slice, detach()) of an "
+                      "inference tensor is one too, wherever it is made: if you said False for "
+                      "the reshape, that is the rule you missed.")
 def _clone_outside_inside():
     with torch.inference_mode():
-        t = torch.ones(3)
+        t = torch.ones(4)
         inside = t.clone()
-    outside = t.clone()
-    return (outside.is_inference(), inside.is_inference())
+    return (t.reshape(2, 2).is_inference(), (t + 0).is_inference(), inside.is_inference())
 
 
 @exercise("05.2", why="enable_grad() flips torch.is_grad_enabled() back to True, but "
-                      "inference mode still records nothing: the result has no grad_fn. "
-                      "Use torch.inference_mode(False) to record again.")
+                      "inference mode still records nothing: r = w * 2 is new, unrecorded, and "
+                      "does not require grad (torch.inference_mode(False) records again). v = "
+                      "w[:2] is a view of the normal tensor w: it keeps w's flag (True) but has "
+                      "no grad_fn, as a view made under no_grad does.")
 def _enable_grad_inside():
     w = torch.ones(3, requires_grad=True)
     with torch.inference_mode(), torch.enable_grad():
-        return (w * 2).requires_grad
+        r = w * 2
+        v = w[:2]
+    return (r.requires_grad, v.requires_grad)
 
 
 @exercise("05.3", why="A Linear layer saves its input to compute its weight's gradient, so "

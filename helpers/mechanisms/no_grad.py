@@ -1,7 +1,8 @@
 """no_grad: run part (or all) of the forward pass without autograd recording it.
 
-Taught in notebooks/04_no_grad. Inside ``torch.no_grad()`` results have ``requires_grad=False``
-and no ``grad_fn``: nothing is recorded and nothing is saved for backward. The step below runs
+Taught in notebooks/04_no_grad. Inside ``torch.no_grad()`` nothing is recorded and nothing is
+saved for backward: new results have ``requires_grad=False`` and no ``grad_fn`` (a view of a
+tensor that requires grad keeps the flag, but is linked to nothing). The step below runs
 the toy forward with L1, L2, both or neither under ``no_grad`` and then tries the usual
 backward and SGD step.
 """
@@ -86,25 +87,30 @@ NO_GRAD = register(Mechanism(
 
 # Exercises of notebook 04 ---------------------------------------------------------------
 
-@exercise("04.1", why="no_grad() makes results stop requiring grad; enable_grad() inside it "
-                      "turns recording back on for its own block.")
+@exercise("04.1", why="z = w * 2 is a new result computed under no_grad: it does not require "
+                      "grad. v = w[:2] is a view of w, and a view keeps w's flag even under "
+                      "no_grad (it has no grad_fn, though). u: enable_grad() turns recording "
+                      "back on, but an op is recorded only if an input requires grad, and z "
+                      "does not; if you said u is True, that is the step you missed.")
 def nesting_flags():
     w = torch.ones(3, requires_grad=True)
     with torch.no_grad():
         z = w * 2
+        v = w[:2]
         with torch.enable_grad():
-            u = w * 3
-    return (z.requires_grad, u.requires_grad)
+            u = z * 3
+    return (z.requires_grad, v.requires_grad, u.requires_grad)
 
 
-@exercise("04.2", why="Grad mode saves the input batch x (8x4 floats = 128 bytes, for "
-                      "l1.weight's gradient) and the ReLU output (8x3 floats = 96 bytes, for "
-                      "ReLU's and l2.weight's gradients): 224 bytes. The weight l2.weight.t() "
-                      "is saved too, but it is a parameter, not extra memory.")
+@exercise("04.2", why="A batch of 20 rows: L1 saves its input (20x4 floats = 320 bytes, for "
+                      "l1.weight's gradient) and the ReLU its output (20x3 floats = 240 bytes, "
+                      "also what L2 uses for l2.weight's gradient): 560 bytes. If you got 800, "
+                      "you counted L1's output too: the ReLU saves its output, not its input. "
+                      "l2.weight.t() is saved as well, but it is the weight, not extra memory.")
 def toy_forward_saved_bytes():
     net = toy_net()
-    x, _ = toy_batch()
-    return saved_tensor_bytes(net, x, exclude=net)
+    inputs = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    return saved_tensor_bytes(net, inputs, exclude=net)
 
 
 @exercise("04.3", why="An EMA update is an in-place edit of parameters that require grad: it "

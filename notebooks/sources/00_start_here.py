@@ -76,7 +76,15 @@ assert all(p.grad is None for p in net.parameters())
 loss = helpers.toy_loss(net(x), y)
 loss.backward()
 assert all(p.grad is not None and p.grad.shape == p.shape for p in net.parameters())
-print({name: tuple(p.grad.shape) for name, p in net.named_parameters()})
+print("every .grad filled, each with its parameter's shape:",
+      all(p.grad is not None and p.grad.shape == p.shape for p in net.parameters()))
+try:
+    net.l1.bias.grad = torch.zeros(2)        # PyTorch refuses a .grad of another shape
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "attempting to assign a gradient of size" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
 # ## Predict first
@@ -256,7 +264,10 @@ helpers.check("00.1", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(3, 4)`: a gradient always has its parameter's shape; `l1` maps 4 inputs to 3 units.
+# `(3, 4)`: `.grad` has its parameter's shape (PyTorch refuses to assign one of another
+# shape), and `l1.weight` is 3 × 4 because `l1` maps 4 inputs to 3 units (`print(net)` shows
+# `in_features=4, out_features=3`). If you answered `(4, 3)`: `nn.Linear` stores its weight
+# as (out, in).
 # </details>
 #
 # **00.2** Which parameters does the plain step leave with a `.grad` of `None`? Answer with a

@@ -26,8 +26,8 @@
 # - `enable_grad`, the `@torch.no_grad()` decorator and `set_grad_enabled`;
 # - why parameter updates such as manual SGD and EMA must run under `no_grad`;
 # - why `model.eval()` and `no_grad` are different switches, and evaluation wants both;
-# - what `no_grad` saves, measured: bytes always, time mostly little, and a lot where a layer
-#   switches to a faster kernel when autograd is off.
+# - what `no_grad` saves, measured: the bytes autograd would keep for backward, usually little
+#   time, and a lot where a layer switches to a faster kernel when autograd is off.
 #
 # **Prerequisites**: [00 · Start here](00_start_here.ipynb); freezing
 # ([02](02_requires_grad.ipynb)) and `detach` ([03](03_detach.ipynb)) help but are not needed.
@@ -146,9 +146,15 @@ helpers.truth_table("no_grad")
 
 # %% [markdown]
 # ## What happened and why
-# **Results computed under `no_grad` do not require grad and have no `grad_fn`.** The tensors
-# that existed before keep their flag: `no_grad` does not freeze anything. A tensor made there
-# with `requires_grad=True`, or a new `nn.Parameter`, still requires grad.
+# **New tensors computed under `no_grad` do not require grad and have no `grad_fn`.** The
+# tensors that existed before keep their flag: `no_grad` does not freeze anything. A tensor made
+# there with `requires_grad=True`, or a new `nn.Parameter`, still requires grad.
+#
+# One exception: a *view* of a tensor that requires grad (`w[0]`, `w.t()`, `w.view(-1)`, and
+# `w.reshape(-1)` when it returns a view) keeps `requires_grad=True`, yet has no `grad_fn`, so
+# it is linked to nothing. A backward through such a view fills no gradient anywhere, and
+# editing it in place after the block, with recording on, raises. A computed result (`w * 1`)
+# or `w.detach()` does not require grad.
 
 # %%
 net = helpers.toy_net()
@@ -165,6 +171,34 @@ print("new nn.Parameter inside:", param.requires_grad)
 # %%
 assert not h.requires_grad and h.grad_fn is None
 assert weight_flag and made.requires_grad and param.requires_grad
+
+# %%
+w = torch.ones(2, 3, requires_grad=True)
+with torch.no_grad():
+    made_here = {"w * 1": w * 1, "w.detach()": w.detach(), "w[0]": w[0], "w.t()": w.t(),
+                 "w.view(-1)": w.view(-1), "w.reshape(-1)": w.reshape(-1)}
+for name, t in made_here.items():
+    print(f"{name:14} view: {t._base is w!s:5}  requires_grad: {t.requires_grad!s:5}  "
+          f"grad_fn: {t.grad_fn}")
+
+row = made_here["w[0]"]
+row.sum().backward()                       # runs, but reaches nothing
+print("after backward through w[0]: w.grad", w.grad, "| view's grad", row.grad)
+try:
+    made_here["w.t()"].mul_(2)             # in place, recording on again
+except RuntimeError as e:
+    print(type(e).__name__ + ":", str(e).split(".")[0])
+    assert "A view was created in no_grad mode and is being modified inplace" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+
+# %%
+for name, t in made_here.items():
+    assert t.grad_fn is None
+    assert t.requires_grad == (t._base is w)                # views only
+assert [name for name, t in made_here.items() if t.requires_grad] == [
+    "w[0]", "w.t()", "w.view(-1)", "w.reshape(-1)"]
+assert w.grad is None and row.grad is None
 
 # %% [markdown]
 # **L1 under `no_grad`: L1's grads are `None`, L2 still trains, and its gradients are exactly
@@ -573,31 +607,35 @@ assert not torch.equal(ema.l1.weight, student.l1.weight)
 
 # %% [markdown]
 # ## Exercises
-# **04.1** What are `z.requires_grad` and `u.requires_grad` after this code? Answer with a tuple
-# of two booleans.
+# **04.1** What are `z.requires_grad`, `v.requires_grad` and `u.requires_grad` after this
+# code? Answer with a tuple of three booleans.
 #
 # ```python
 # w = torch.ones(3, requires_grad=True)
 # with torch.no_grad():
 #     z = w * 2
+#     v = w[:2]
 #     with torch.enable_grad():
-#         u = w * 3
+#         u = z * 3
 # ```
 
 # %%
-answer = ...  # e.g. (True, True)
+answer = ...  # e.g. (True, True, True)
 helpers.check("04.1", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(False, True)`: `z` is computed under `no_grad`; `enable_grad` turns recording back on for its
-# own block, and `w` requires grad, so `u` does too.
+# `(False, True, False)`: `z` is a new result computed under `no_grad`. `v` is a view of `w`,
+# and views keep `w`'s flag (with no `grad_fn`). `enable_grad` turns recording back on for its
+# own block, but an op is recorded only if one of its inputs requires grad, and `z` does not,
+# so `u` does not either.
 # </details>
 #
-# **04.2** How many bytes does the toy net's forward on the toy batch save for backward in
-# grad mode, not counting the network's own weights? Count by hand, then check with
-# `costs.saved_tensor_bytes(net, x, exclude=net)`. Answer with an int.
+# **04.2** The toy net on a batch of 20 rows, `inputs = torch.randn(20, 4)`: how many bytes
+# does its forward in grad mode save for backward, not counting the network's own weights?
+# Count by hand, then check with `costs.saved_tensor_bytes(net, inputs, exclude=net)`. Answer
+# with an int.
 
 # %%
 answer = ...  # e.g. 100
@@ -606,9 +644,10 @@ helpers.check("04.2", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `224`: L1 keeps its input `x` (8 × 4 floats × 4 bytes = 128) for `l1.weight`'s gradient; the
-# ReLU keeps its output (8 × 3 × 4 = 96), which L2 also uses for `l2.weight`'s gradient. L2
-# keeps `l2.weight.t()` to pass the gradient back to the ReLU, but that is the weight itself.
+# `560`: L1 keeps its input (20 × 4 floats × 4 bytes = 320) for `l1.weight`'s gradient; the
+# ReLU keeps its output (20 × 3 × 4 = 240), which L2 also uses for `l2.weight`'s gradient. L1's
+# own output is not kept: the ReLU needs its output, not its input. L2 keeps `l2.weight.t()`
+# to pass the gradient back to the ReLU, but that is the weight itself.
 # </details>
 #
 # **04.3** Make `ema = copy.deepcopy(net)` of a fresh `helpers.toy_net()`. Train `net` one step:

@@ -419,11 +419,10 @@ assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in eve
 # of the per-round ratios. The numbers vary from run to run and machine to machine, so the
 # cell checks nothing about them.
 #
-# On the shared 2-core machine where we built this notebook, `inference_mode` came out between
-# a few percent faster and a few percent slower than `no_grad` on the toy net. On the larger
-# MLP, whose time goes into big matrix products, the ratio moved by up to tens of percent in
-# *both* directions from one run to the next: that is load from other programs, not a
-# speed-up. Run the cell a few times and see what your machine says.
+# Run the cell a few times and compare the two modes' ratios with how much each moves from one
+# run to the next. On a machine shared with other programs that movement, which is load and not
+# a speed-up, can be larger than any difference between the modes, above all for the larger
+# MLP, whose time goes into big matrix products.
 
 # %% tags=["nbval-ignore-output"]
 toy_times = costs.mode_times(helpers.toy_net(), x, MODES, baseline="no_grad", times=200,
@@ -619,34 +618,38 @@ assert not kept.is_inference() and bulk[0].item() != 0.0
 
 # %% [markdown]
 # ## Exercises
-# **05.1** A tensor `t` is made inside `torch.inference_mode()`. What do
-# `t.clone().is_inference()` give when the clone is made (1) outside the mode and (2) inside it?
-# Answer with a tuple of two booleans, `(outside, inside)`.
+# **05.1** A tensor `t = torch.ones(4)` is made inside `torch.inference_mode()`. What does
+# `is_inference()` give for (1) `t.reshape(2, 2)` made outside the mode, (2) `t + 0` made
+# outside it, (3) `t.clone()` made inside it? Answer with a tuple of three booleans.
 
 # %%
-answer = ...  # e.g. (True, True)
+answer = ...  # e.g. (False, False, False)
 helpers.check("05.1", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(False, True)`. A clone is new memory, so it depends on where `clone()` runs: outside the
-# mode, a normal tensor; inside, an inference tensor. (A view is different: a view of an
-# inference tensor is one too, wherever it is made.)
+# `(True, False, True)`. New memory depends on where the op runs: `t + 0` outside the mode is
+# a normal tensor, `t.clone()` inside it an inference tensor. `t.reshape(2, 2)` of a contiguous
+# `t` is a view, and a view of an inference tensor is one too, wherever it is made.
 # </details>
 #
 # **05.2** `w = torch.ones(3, requires_grad=True)`. Inside `torch.inference_mode()` you open
-# `torch.enable_grad()` and compute `r = w * 2`. Is `r.requires_grad` `True` or `False`?
+# `torch.enable_grad()` and compute `r = w * 2` and `v = w[:2]`. What are `r.requires_grad` and
+# `v.requires_grad`? Answer with a tuple of two booleans.
 
 # %%
-answer = ...  # True or False
+answer = ...  # e.g. (True, False)
 helpers.check("05.2", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `False`. `enable_grad()` sets `torch.is_grad_enabled()` to `True`, but inside inference mode
-# nothing is recorded. `torch.inference_mode(False)` is the switch that records again.
+# `(False, True)`. `enable_grad()` sets `torch.is_grad_enabled()` to `True`, but inside
+# inference mode nothing is recorded: `r` is a new tensor with no history.
+# `torch.inference_mode(False)` is the switch that records again. `v` is a view of the normal
+# tensor `w`: it keeps `w`'s flag, with no `grad_fn` (as a view made under `no_grad` does,
+# notebook 04), and it is not an inference tensor.
 # </details>
 #
 # **05.3** `features` were computed with `torch.relu(net.l1(x))` inside inference mode. Outside
@@ -673,7 +676,9 @@ helpers.check("05.3", answer)
 #
 # **Views and `detach()` of normal tensors made inside the mode are normal tensors.** Only new
 # memory allocated in the mode is marked. A slice of a parameter, or a parameter's `detach()`,
-# shares the normal tensor's memory and stays a normal tensor.
+# shares the normal tensor's memory and stays a normal tensor. As under `no_grad` (notebook
+# 04), the slice of a parameter still has `requires_grad=True`, with no `grad_fn`: it is linked
+# to nothing.
 
 # %%
 net = helpers.toy_net()
@@ -685,6 +690,8 @@ print("computed:", computed.is_inference(), "| view:", row.is_inference(),
       "| detach():", detached.is_inference())
 assert computed.is_inference()
 assert not row.is_inference() and not detached.is_inference()
+assert row.requires_grad and row.grad_fn is None             # keeps the flag, no history
+assert not computed.requires_grad and not detached.requires_grad
 
 # %% [markdown]
 # **A tensor made with `requires_grad=True` inside the mode trains outside it.** It is an
