@@ -248,7 +248,7 @@ def marked(item, control):
     if not text:
         return item
     note = Node("pruned", "pruned vs control:\n" + text.replace(", ", "\n"), STYLE_NOTE)
-    return Diagram(item.nodes + (note,), item.edges, item.title)
+    return Diagram(item.nodes + (note,), item.edges, item.title, params=item.params)
 
 
 class SmallMultiples:

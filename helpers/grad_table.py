@@ -2,13 +2,22 @@
 
 import html
 
+# Colours follow the JupyterLab theme through its CSS variables (light and dark); the
+# fallbacks after each comma serve Colab, Voila and nbviewer, which lack those variables, and
+# always come in pairs (background with text colour) so no theme can leave text unreadable.
 CSS = """<style>
-.gfl-table {border-collapse: collapse; font-family: monospace; font-size: 12px; margin: 4px 0}
-.gfl-table th, .gfl-table td {border: 1px solid #bbb; padding: 2px 8px; text-align: left}
-.gfl-table th {background: #f3f3f3}
-.gfl-none {background: #ffe0e0; color: #a00000; font-weight: bold}
-.gfl-zeros {background: #fff3cd}
-.gfl-error {border-left: 4px solid #c00; background: #fff0f0; padding: 4px 8px;
+.gfl-table {border-collapse: collapse; font-family: monospace; font-size: 12px; margin: 4px 0;
+            color: var(--jp-content-font-color1, inherit)}
+.gfl-table th, .gfl-table td {border: 1px solid var(--jp-border-color1, #999999);
+                              padding: 2px 8px; text-align: left}
+.gfl-table th {background: var(--jp-layout-color2, #eeeeee);
+               color: var(--jp-ui-font-color0, #1a1a1a)}
+.gfl-table caption {color: var(--jp-content-font-color1, inherit); text-align: left}
+.gfl-none {background: #ffe0e0; color: #8a0000; font-weight: bold}
+.gfl-zeros {background: #fff3cd; color: #4d3800}
+body[data-jp-theme-light="false"] .gfl-graph svg {background: #d8d8d4 !important;
+                                                  color: #1a1a1a}
+.gfl-error {border-left: 4px solid #c00; background: #fff0f0; color: #4d0000; padding: 4px 8px;
             font-family: sans-serif; font-size: 13px; margin: 4px 0}
 </style>"""
 

@@ -10,7 +10,7 @@ import html
 import re
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 INSTALL_HINT = (
@@ -65,6 +65,20 @@ class Diagram:
     nodes: tuple
     edges: tuple
     title: str = ""
+    # (name, grad state, in graph) per parameter, for the text alternative
+    params: tuple = field(default=(), kw_only=True)
+
+    def summary(self):
+        """One sentence in words: which parameters get a gradient and which are ``None``."""
+        if not self.params:
+            return f"{self.title or 'autograd graph'}."
+        got = [name for name, state, _ in self.params if state != "None"]
+        missing = [name + ("" if in_graph else " (not in graph)")
+                   for name, state, in_graph in self.params if state == "None"]
+        parts = [f"gradients for {', '.join(got)}" if got else "no parameter gets a gradient"]
+        if missing:
+            parts.append(f"grad None for {', '.join(missing)}")
+        return f"{self.title or 'autograd graph'}: {'; '.join(parts)}."
 
     def dot_lines(self, prefix):
         lines = [f'{prefix}{n.name} [label="{_escape(n.label)}" {n.style}]' for n in self.nodes]
@@ -161,7 +175,8 @@ def loss_diagram(loss, tensors, states=None, title="", note="no loss"):
     for param, tensor in tensors.items():
         if param not in drawn:
             nodes.append(_param_node(stable(param), param, tensor, states[param], False))
-    return Diagram(tuple(nodes), tuple(edges), title)
+    params = tuple((name, states[name], name in drawn) for name in tensors)
+    return Diagram(tuple(nodes), tuple(edges), title, params=params)
 
 
 def _param_node(name, param, tensor, state, in_graph):
@@ -173,7 +188,8 @@ def _param_node(name, param, tensor, state, in_graph):
 
 def _dot_source(diagrams):
     lines = ["digraph {",
-             '  graph [rankdir=TB fontname="Helvetica" fontsize=12 nodesep=0.25 ranksep=0.3]',
+             '  graph [rankdir=TB fontname="Helvetica" fontsize=12 nodesep=0.25 ranksep=0.3'
+             ' bgcolor="transparent"]',
              '  node [shape=box style=filled fontname="monospace" fontsize=10 height=0.2]']
     for index, item in enumerate(diagrams):
         lines.append(f"  subgraph cluster_{index} {{")
@@ -193,16 +209,34 @@ def svg_from_dot(source):
     return svg[svg.index("<svg"):]
 
 
+# A light panel under the graph in every theme (graphviz draws dark lines on it), a little
+# darker than white so that it does not glare in a dark theme. Inline, so Colab gets it too.
+PANEL_STYLE = "background: #f4f4f1; color: #1a1a1a; border-radius: 4px; padding: 2px"
+
+
 class GraphView:
-    """One or more diagrams side by side: SVG when ``dot`` exists, a text outline always."""
+    """One or more diagrams side by side: SVG when ``dot`` exists, a text outline always.
+
+    The SVG carries a text alternative for screen readers: ``role="img"``, an ``aria-label``
+    and a ``<title>`` saying in words which parameters get gradients and which are ``None``.
+    """
 
     def __init__(self, diagrams):
         self.diagrams = tuple(diagrams)
         self.source = _dot_source(self.diagrams)
 
+    def text_alternative(self):
+        return " ".join(d.summary() for d in self.diagrams)
+
     @property
     def svg(self):
-        return svg_from_dot(self.source) if dot_available() else None
+        if not dot_available():
+            return None
+        svg = svg_from_dot(self.source)
+        label = html.escape(self.text_alternative(), quote=True)
+        end = svg.index(">")  # the end of the opening <svg ...> tag
+        return (svg[:end] + f' role="img" aria-label="{label}" style="{PANEL_STYLE}">'
+                + f"\n<title>{label}</title>" + svg[end + 1:])
 
     def outline(self):
         return "\n\n".join(d.outline() for d in self.diagrams)
@@ -212,10 +246,11 @@ class GraphView:
         svg = self.svg
         if svg is not None:
             # Scale a wide pair of graphs down to the output's width instead of cutting it off.
-            svg = svg.replace("<svg ", '<svg style="max-width: 100%; height: auto" ', 1)
+            svg = svg.replace(' style="', ' style="max-width: 100%; height: auto; ', 1)
             return f'<div class="gfl-graph">{svg}</div>'
         return (f'<div class="gfl-graph gfl-no-dot"><p><em>{html.escape(INSTALL_HINT)}</em></p>'
-                f"<pre>{html.escape(self.outline())}</pre></div>")
+                f'<pre aria-label="{html.escape(self.text_alternative(), quote=True)}">'
+                f"{html.escape(self.outline())}</pre></div>")
 
     def _repr_svg_(self):
         return self.svg

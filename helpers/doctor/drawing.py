@@ -43,6 +43,11 @@ class ModuleDiagram(Diagram):
             lines.append("}")
         return lines
 
+    def summary(self):
+        """In words, for screen readers: each module with its parameters' causes."""
+        labels = "; ".join(n.label.replace("\n", " ") for n in self.nodes)
+        return f"{self.title or 'module graph'}: {labels}."
+
     def outline(self):
         labels = {n.name: n.label.replace("\n", " | ") for n in self.nodes}
         children = {}

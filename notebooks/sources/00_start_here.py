@@ -306,5 +306,13 @@ helpers.check("00.2", answer)
 # 8. [Compare them all](08_compare_all.ipynb)
 # 9. [Patterns from real training code](09_patterns.ipynb)
 # 10. [Myths, tested](10_myths.ipynb)
+# 11. [Why is my gradient None?](11_debugging.ipynb)
+# 12. [Gradient control at scale](12_at_scale.ipynb)
+# 13. [Writing your own gradients](13_custom_gradients.ipynb)
+#
+# Each open notebook keeps its own kernel (a Python process holding PyTorch, a few hundred MB).
+# When you finish a notebook, shut its kernel down: *Kernel > Shut Down Kernel* in JupyterLab,
+# or the *Running Terminals and Kernels* panel in the left sidebar. On Binder and under
+# `make lab`, a kernel idle for 15 minutes is shut down for you.
 #
 # [Next: 01 · zero_grad](01_zero_grad.ipynb)

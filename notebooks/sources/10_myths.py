@@ -741,6 +741,9 @@ helpers.check("10.3", answer)
 # 8. [Compare them all](08_compare_all.ipynb)
 # 9. [Patterns from real training code](09_patterns.ipynb)
 # 10. **Myths, tested** (this notebook)
+# 11. [Why is my gradient None?](11_debugging.ipynb)
+# 12. [Gradient control at scale](12_at_scale.ipynb)
+# 13. [Writing your own gradients](13_custom_gradients.ipynb)
 #
-# This is the last notebook. [Back to the start: 00 · Start here](00_start_here.ipynb), or
-# [choose the right tool: 08 · Compare them all](08_compare_all.ipynb).
+# Next: [11 · Why is my gradient None?](11_debugging.ipynb) takes all of this to your own
+# model, or go [back to the start: 00 · Start here](00_start_here.ipynb).
