@@ -75,6 +75,12 @@ app: venv learner-deps ## Serve 08_compare_all as an app (Voila: code hidden, wi
 bench: venv-dev system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
 	$(BIN)/python tools/bench.py
 
+.PHONY: matrix
+# Not part of `make test`: one venv per torch version (CUDA wheels of 4-7 GB from PyPI, run on the
+# CPU), each deleted after use; 15-40 minutes per version here. MATRIX_ARGS='--versions 2.6.0'
+matrix: venv-dev ## Run every notebook on several torch/Python versions; write MATRIX.md + README
+	$(BIN)/python tools/matrix.py $(MATRIX_ARGS)
+
 .PHONY: slides
 # reveal.js, RequireJS, jQuery, MathJax and the widget renderer are fetched once with npm into
 # slides/vendor/ (git-ignored); the decks load them from there, so they open offline.

@@ -1,7 +1,8 @@
 """The explorer: widget controls built from a mechanism's options, redrawing graph and table.
 
-Uses only ipywidgets API shared by 7.7 (Colab) and 8. Callbacks are plain methods, so tests
-drive an explorer by setting ``explorer.controls[name].value`` and reading ``.table.value``.
+Uses only ipywidgets API shared by 7.7 (Colab) and 8, but for the tooltip's name: see
+:func:`tooltip`. Callbacks are plain methods, so tests drive an explorer by setting
+``explorer.controls[name].value`` and reading ``.table.value``.
 """
 
 from functools import lru_cache
@@ -15,16 +16,26 @@ from .registry import cached_outcome, get_mechanism
 BASELINE = "control"
 
 
+def tooltip(widget_class, text):
+    """Keyword arguments that set ``text`` as ``widget_class``'s hover text, without a warning.
+
+    ipywidgets 8 calls it ``tooltip`` (and deprecates ``description_tooltip``); 7.x calls it
+    ``description_tooltip`` and ignores ``tooltip`` with a DeprecationWarning (Colab has 7.7.1).
+    """
+    name = "tooltip" if "tooltip" in widget_class.class_trait_names() else "description_tooltip"
+    return {name: text}
+
+
 def control_for(option, value):
     """A ToggleButtons (few choices) or Dropdown (many) for one option."""
     choices = [(str(label), choice) for choice, label in option.choices.items()]
     style = {"description_width": "initial"}
     if len(choices) <= 4:  # buttons as wide as their labels, so no label is cut short
         return widgets.ToggleButtons(options=choices, value=value, description=option.name,
-                                     tooltip=option.description,
+                                     **tooltip(widgets.ToggleButtons, option.description),
                                      style={**style, "button_width": "auto"})
     return widgets.Dropdown(options=choices, value=value, description=option.name,
-                            tooltip=option.description, style=style)
+                            **tooltip(widgets.Dropdown, option.description), style=style)
 
 
 @lru_cache(maxsize=None)
