@@ -75,15 +75,26 @@ def _requires_grad(result):
     return False
 
 
-_APPLY = torch.autograd.Function.apply.__func__.__code__
+# Function.apply's code object where it is a Python classmethod (torch 2.13); newer torch
+# implements apply in C, so a frame is also recognised by the ``ctx`` its ``forward`` receives.
+_APPLY = getattr(getattr(torch.autograd.Function.apply, "__func__", None), "__code__", None)
+
+
+def _function_class(frame):
+    """The ``autograd.Function`` subclass whose ``apply`` or ``forward`` runs in ``frame``."""
+    if _APPLY is not None and frame.f_code is _APPLY:
+        return frame.f_locals.get("cls")
+    if frame.f_code.co_name == "forward":
+        return getattr(type(frame.f_locals.get("ctx")), "_forward_cls", None)
+    return None
 
 
 def _custom_function():
     """The name of the custom ``autograd.Function`` whose ``forward`` is running, or ``None``."""
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code is _APPLY:
-            cls = frame.f_locals.get("cls")
+        cls = _function_class(frame)
+        if cls is not None:
             if getattr(cls, "__module__", "").startswith("torch."):
                 return None  # torch's own, e.g. checkpoint's: not one the learner wrote
             return getattr(cls, "__name__", "autograd.Function")
