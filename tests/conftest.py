@@ -8,6 +8,7 @@ that lost a tool can never pass by skipping.
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,20 @@ def require_tool_fixture():
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: takes minutes the first time (builds a venv); still run by make test")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the worker's session, shared by every browser test file
+    (Playwright's sync API allows one running instance per process)."""
+    require_tool("chromium")
+    import browser_support as bs
+
+    if not Path(bs.CHROMIUM).exists():
+        require_tool(bs.CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = bs.launch_chromium(playwright)
+        yield chromium
+        chromium.close()

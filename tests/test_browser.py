@@ -34,19 +34,6 @@ APP = os.environ.get("GFL_APP") or next(
     (str(p) for p in NOTEBOOKS if p.name.startswith("08_")), "")
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    require_tool("chromium")
-    if not Path(bs.CHROMIUM).exists():
-        require_tool(bs.CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = bs.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
 class Lab:
     """The session's JupyterLab: pages are started one notebook ahead of the test using them."""
 

@@ -8,12 +8,9 @@ Opens the first notebook that has an explorer in a JupyterLab server of its own,
 Without Chromium the tests skip; under CI=true they fail.
 """
 
-from pathlib import Path
-
 import pytest
 
 import browser_support as bs
-from conftest import require_tool
 
 THEMES = ["JupyterLab Light", "JupyterLab Dark"]
 AA = 4.5
@@ -41,31 +38,24 @@ def first_notebook_with_explorer():
 
 
 @pytest.fixture(scope="module")
-def explorer_page(tmp_path_factory):
-    require_tool("chromium")
-    if not Path(bs.CHROMIUM).exists():
-        require_tool(bs.CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
+def explorer_page(browser, tmp_path_factory):
     notebook = first_notebook_with_explorer()
     home = tmp_path_factory.mktemp("a11y")
     (home / "root").mkdir()
     (home / "root" / notebook.name).write_bytes(notebook.read_bytes())
     server = bs.start_lab(home)
+    page = None
     try:
-        with sync_playwright() as playwright:
-            browser = bs.launch_chromium(playwright)
-            try:
-                url = f"{server.url}/lab/workspaces/a11y/tree/{notebook.name}?reset"
-                page = bs.start_notebook(browser, url, notebook.name)
-                state = bs.wait_run_all(page)
-                assert not state["errors"], state["errors"]
-                page.locator(".gfl-explorer table.gfl-table").first.wait_for(state="visible")
-                yield page
-                bs.shutdown_kernel(page)
-            finally:
-                browser.close()
+        url = f"{server.url}/lab/workspaces/a11y/tree/{notebook.name}?reset"
+        page = bs.start_notebook(browser, url, notebook.name)
+        state = bs.wait_run_all(page)
+        assert not state["errors"], state["errors"]
+        page.locator(".gfl-explorer table.gfl-table").first.wait_for(state="visible")
+        yield page
     finally:
+        if page is not None:
+            bs.shutdown_kernel(page)
+            page.close()
         server.stop()
 
 

@@ -155,7 +155,7 @@ def test_explorer_follows_the_control():
     assert 'class="gfl-none"' not in explorer.table.value
     explorer.controls["frozen"].value = "l2"
     assert explorer.table.value.count('class="gfl-none"') == 2
-    assert explorer.graph.value.count("(not in graph)") == 2
+    assert explorer.graph.value.count(">(not in graph)</text>") == 2  # drawn node labels
     explorer.set(frozen="both")
     assert explorer.table.value.count('class="gfl-none"') == 4
     assert "optimizer got an empty parameter list" in explorer.table.value
