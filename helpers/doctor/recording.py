@@ -14,6 +14,7 @@ from torch.optim.optimizer import (register_optimizer_step_post_hook,
                                    register_optimizer_step_pre_hook)
 from torch.overrides import TorchFunctionMode
 
+from ..autograd_walk import backward_nodes
 from .causes import grad_states
 from .frames import learner_place
 
@@ -104,17 +105,8 @@ def _custom_function():
 
 def walk_graph(roots):
     """All autograd nodes reachable from ``roots`` (tensors), and their leaves' ids."""
-    stack = [t.grad_fn for t in roots if t.grad_fn is not None]
-    seen, leaves = set(), set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        variable = getattr(node, "variable", None)
-        if variable is not None:
-            leaves.add(id(variable))
-        stack.extend(nxt for nxt, _ in node.next_functions)
+    seen = set(backward_nodes(*roots))
+    leaves = {id(node.variable) for node in seen if getattr(node, "variable", None) is not None}
     return seen, leaves
 
 
