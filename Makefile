@@ -71,8 +71,9 @@ app: venv learner-deps ## Serve 08_compare_all as an app (Voila: code hidden, wi
 	$(BIN)/voila notebooks/08_compare_all.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(APP_PORT)
 
 .PHONY: bench
-# Timings go to BENCHMARKS.md only. BENCH_QUICK=1: fewer repeats; BENCH_SKIP=footprint,...
-bench: venv-dev system-deps ## Time toggles, notebooks and install size; write BENCHMARKS.md
+# Timings go to BENCHMARKS.md only, from a passing run (a failing notebook: exit 1, file untouched).
+# One module per section: tools/bench_<section>.py. BENCH_QUICK=1: fewer repeats; BENCH_SKIP=...
+bench: venv-dev system-deps ## Time toggles and notebooks, kernel memory, install size; write BENCHMARKS.md
 	$(BIN)/python tools/bench.py
 
 .PHONY: matrix

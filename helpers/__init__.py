@@ -18,10 +18,17 @@ from .truth_table import truth_table
 
 # Modules a notebook uses as a namespace (``helpers.costs.saved_tensor_bytes``), loaded lazily.
 LAZY_MODULES = ("bug_lab", "bugs", "compare", "costs", "custom_grad", "distributed", "grad_flow",
-                "myths", "optimizers")
+                "myths", "optimizers", "patterns")
 # Single names, loaded lazily: name -> the module (relative to this package) that defines it.
 LAZY_NAMES = {
     "diagnose": "doctor",
+    "ZERO_GRAD_CALLS": "mechanisms.zero_grad",
+    "multiples_table": "mechanisms.zero_grad",
+    "edit_norms_table": "mechanisms.manual_grad_edits",
+    "accumulation_table": "mechanisms.accumulation",
+    "accumulation_distances": "mechanisms.accumulation",
+    "format_distance": "mechanisms.accumulation",
+    "trick_table": "mechanisms.custom_gradients",
 }
 
 __all__ = ["check", "explore", "draw", "grad_table", "predict", "MECHANISMS", "get_mechanism",

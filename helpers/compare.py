@@ -22,8 +22,11 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from .autograd_walk import count_nodes
+from .costs import SavedBytes
 from .grad_table import CSS, Table
 from .graph import STYLE_NOTE, Diagram, GraphView, Node, diagram
+from .lessons import Lesson, lesson
 from .outcome import run_step
 from .registry import MECHANISMS, cached_outcome, get_mechanism
 from .toy import PARAM_NAMES
@@ -58,7 +61,9 @@ class Row:
 
     @property
     def notebook(self):
-        return "04_no_grad" if self.eval_mode else get_mechanism(self.mechanism).notebook
+        """The :class:`~helpers.lessons.Lesson` that teaches the row (``model.eval()``: no_grad's,
+        where evaluation is taught)."""
+        return lesson(get_mechanism("no_grad" if self.eval_mode else self.mechanism).notebook)
 
 
 def rows():
@@ -76,42 +81,6 @@ def rows():
 
 
 # --- measuring one row ------------------------------------------------------------------------
-
-class LastForwardBytes:
-    """Counts the bytes autograd saves for backward, per forward pass of a step.
-
-    A step may run several forwards (warm-up, accumulation); each call of ``ctx.loss_of`` closes
-    one. Bytes are counted per storage within a forward, leaving out the network's own parameters
-    and buffers (they exist anyway), like :func:`helpers.costs.saved_tensor_bytes`. ``last`` is
-    what the last forward (with its loss) kept alive for its backward.
-    """
-
-    def __init__(self, ctx):
-        self.skip = {t.untyped_storage().data_ptr()
-                     for t in [*ctx.net.parameters(), *ctx.net.buffers()]}
-        self.forwards = [{}]
-        original = ctx.loss_of
-
-        def loss_of(output):
-            loss = original(output)
-            self.forwards.append({})
-            return loss
-        ctx.loss_of = loss_of
-
-    def pack(self, tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in self.skip:
-            self.forwards[-1][storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    @property
-    def last(self):
-        """Bytes of the last forward: the one still open (it raised before its loss), else the
-        last one closed by ``loss_of``."""
-        if self.forwards[-1] or len(self.forwards) == 1:
-            return sum(self.forwards[-1].values())
-        return sum(self.forwards[-2].values())
-
 
 class DropoutBatchNorm(nn.Module):
     """BatchNorm1d (no affine parameters) then Dropout(0.5), put on L1's output by a hook.
@@ -139,18 +108,6 @@ class DropoutBatchNorm(nn.Module):
         return f"BN stats {stats}, Dropout {'dropping' if self.dropped else 'off'}"
 
 
-def graph_nodes(loss):
-    """Number of backward nodes reachable from ``loss`` (0 when it has no ``grad_fn``)."""
-    stack, seen = [None if loss is None else loss.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        stack += [fn for fn, _ in node.next_functions]
-    return len(seen)
-
-
 @dataclass(frozen=True)
 class Measured:
     row: Row
@@ -171,8 +128,10 @@ def measure(row):
     def counted(ctx, **opts):
         if row.eval_mode:
             ctx.net.eval()
-        counter["bytes"] = LastForwardBytes(ctx)
-        with torch.autograd.graph.saved_tensors_hooks(counter["bytes"].pack, lambda t: t):
+        # each loss ends a forward: the bytes of the last one are what its backward needs
+        counter["bytes"] = saved = SavedBytes(exclude=ctx.net)
+        ctx.loss_of = saved.ending(ctx.loss_of)
+        with saved:
             mechanism.step(ctx, **opts)
 
     outcome = run_step(mechanism.name, options, counted)
@@ -185,7 +144,7 @@ def measure(row):
         mechanism.step(ctx, **opts)
 
     run_step(mechanism.name, options, with_layers)
-    return Measured(row, outcome, counter["bytes"].last, graph_nodes(outcome.loss),
+    return Measured(row, outcome, counter["bytes"].last, count_nodes(outcome.loss),
                     layers["hook"].describe())
 
 
@@ -337,28 +296,33 @@ def outcome_groups(name):
 
 @dataclass(frozen=True)
 class Advice:
+    """One line of the guide; ``notebook`` is the :class:`~helpers.lessons.Lesson` that teaches
+    ``tool``."""
+
     situation: str
     tool: str
-    notebook: str
+    notebook: Lesson
 
 
-DECISION_GUIDE = (
-    Advice("Fine-tune: keep a pretrained part fixed, train the rest",
-           "requires_grad_(False) on the fixed part (and give the optimizer the rest)",
-           "02_requires_grad"),
-    Advice("Evaluate, compute metrics, run a teacher or target network",
-           "model.eval() and torch.no_grad()", "04_no_grad"),
-    Advice("Serve a model; the results never go into a training graph",
-           "model.eval() and torch.inference_mode()", "05_inference_mode"),
-    Advice("Stop gradients along one path only (a target, a GAN's fake for D, a hidden state)",
-           ".detach()", "03_detach"),
-    Advice("Different rules per parameter group (learning rates, what moves at all)",
-           "optimizer parameter groups / subsets", "06_optimizer_subsets"),
-    Advice("A custom update: clip, scale, mask or drop gradients before the step",
-           "edit .grad between backward() and step(), or a hook", "07_manual_grad_edits"),
-    Advice("Every training iteration, or accumulate over k batches on purpose",
-           "optimizer.zero_grad() (set_to_none=True, the default)", "01_zero_grad"),
+GUIDE_LINES = (  # (situation, tool, slug of the notebook that teaches the tool)
+    ("Fine-tune: keep a pretrained part fixed, train the rest",
+     "requires_grad_(False) on the fixed part (and give the optimizer the rest)",
+     "02_requires_grad"),
+    ("Evaluate, compute metrics, run a teacher or target network",
+     "model.eval() and torch.no_grad()", "04_no_grad"),
+    ("Serve a model; the results never go into a training graph",
+     "model.eval() and torch.inference_mode()", "05_inference_mode"),
+    ("Stop gradients along one path only (a target, a GAN's fake for D, a hidden state)",
+     ".detach()", "03_detach"),
+    ("Different rules per parameter group (learning rates, what moves at all)",
+     "optimizer parameter groups / subsets", "06_optimizer_subsets"),
+    ("A custom update: clip, scale, mask or drop gradients before the step",
+     "edit .grad between backward() and step(), or a hook", "07_manual_grad_edits"),
+    ("Every training iteration, or accumulate over k batches on purpose",
+     "optimizer.zero_grad() (set_to_none=True, the default)", "01_zero_grad"),
 )
+DECISION_GUIDE = tuple(Advice(situation, tool, lesson(slug))  # lesson() checks each slug
+                       for situation, tool, slug in GUIDE_LINES)
 
 
 class Guide:
@@ -370,14 +334,14 @@ class Guide:
     def _repr_html_(self):
         body = "".join(
             f"<tr><td>{html.escape(a.situation)}</td><td><code>{html.escape(a.tool)}</code></td>"
-            f'<td><a href="{a.notebook}.ipynb">{a.notebook}</a></td></tr>' for a in self.advice)
+            f'<td><a href="{a.notebook.file}">{a.notebook.slug}</a></td></tr>' for a in self.advice)
         return (f'{CSS}<table class="gfl-table"><caption>Which one should I use?</caption>'
                 "<thead><tr><th>situation</th><th>tool</th><th>notebook</th></tr></thead>"
                 f"<tbody>{body}</tbody></table>")
 
     def __repr__(self):
         return repr(Table(["situation", "tool", "notebook"],
-                          [[a.situation, a.tool, a.notebook + ".ipynb"] for a in self.advice],
+                          [[a.situation, a.tool, a.notebook.file] for a in self.advice],
                           caption="Which one should I use?"))
 
 

@@ -13,18 +13,35 @@ EXERCISES = {}
 
 
 @dataclass(frozen=True)
+class Hint:
+    """What to say to one common wrong answer: ``wrong()`` computes that answer (usually by
+    running the mistake), so the hint follows PyTorch as the expected answer does."""
+
+    wrong: Callable[[], object]
+    text: str
+
+
+@dataclass(frozen=True)
 class Exercise:
     key: str
     expected: Callable[[], object]
     why: str
+    hints: tuple = ()
+
+    def hint_for(self, answer):
+        """The hint for ``answer`` if it is one of the common wrong answers, else None."""
+        return next((hint.text for hint in self.hints if same(answer, hint.wrong())), None)
 
 
-def exercise(key, why):
-    """Decorator: register ``function`` (no arguments) as the source of the expected answer."""
+def exercise(key, why, hints=()):
+    """Decorator: register ``function`` (no arguments) as the source of the expected answer.
+
+    ``hints``: :class:`Hint` objects for common wrong answers, each answered specifically.
+    """
     def wrap(function):
         if key in EXERCISES:
             raise ValueError(f"exercise {key!r} is registered twice")
-        EXERCISES[key] = Exercise(key, function, why)
+        EXERCISES[key] = Exercise(key, function, why, tuple(hints))
         return function
     return wrap
 
@@ -67,5 +84,9 @@ def check(key, answer):
     if answer is Ellipsis:
         return Verdict(False, f"[{key}] Not answered yet: replace ... with your answer and run "
                               "the cell again.")
-    right = same(answer, item.expected())
-    return Verdict(right, f"[{key}] {'Right.' if right else 'Not yet.'} {item.why}")
+    if same(answer, item.expected()):
+        return Verdict(True, f"[{key}] Right. {item.why}")
+    hint = item.hint_for(answer)
+    if hint is not None:  # a known mistake: say what it misses, keep the answer for later
+        return Verdict(False, f"[{key}] Not yet. {hint} Try again.")
+    return Verdict(False, f"[{key}] Not yet. {item.why}")

@@ -1,8 +1,13 @@
-"""The explorer: widget controls built from a mechanism's options, redrawing graph and table.
+"""The explorer: one widget over anything with options and a run, redrawn on every change.
+
+An explorer shows a *subject* (see :class:`Subject`): a mechanism of the registry
+(``explore("zero_grad")``) or notebook 09's patterns (``helpers.patterns.explore("gan")``). The
+subject lists its options (one control each; an option's choices may depend on the values of the
+options before it) and renders the panes (HTML) under the controls for a state of the options.
 
 Uses only ipywidgets API shared by 7.7 (Colab) and 8, but for the tooltip's name: see
 :func:`tooltip`. Callbacks are plain methods, so tests drive an explorer by setting
-``explorer.controls[name].value`` and reading ``.table.value``.
+``explorer.controls[name].value`` and reading a pane, e.g. ``explorer.table.value``.
 """
 
 from functools import lru_cache
@@ -11,7 +16,7 @@ import ipywidgets as widgets
 
 from .graph import draw
 from .grad_table import grad_table
-from .registry import cached_outcome, get_mechanism
+from .registry import Mechanism, cached_outcome, get_mechanism
 
 BASELINE = "control"
 
@@ -26,16 +31,50 @@ def tooltip(widget_class, text):
     return {name: text}
 
 
-def control_for(option, value):
-    """A ToggleButtons (few choices) or Dropdown (many) for one option."""
-    choices = [(str(label), choice) for choice, label in option.choices.items()]
+def labelled_choices(option):
+    """(label, value) pairs of an option, as a selection widget takes them."""
+    return tuple((str(label), choice) for choice, label in option.choices.items())
+
+
+def offered(control):
+    """The (label, value) pairs a selection widget offers now."""
+    return tuple(tuple(pair) for pair in control.options)
+
+
+def control_for(option, value, dropdown=False):
+    """A ToggleButtons (few choices) or Dropdown (many, or ``dropdown``) for one option."""
+    choices = labelled_choices(option)
     style = {"description_width": "initial"}
-    if len(choices) <= 4:  # buttons as wide as their labels, so no label is cut short
+    if len(choices) <= 4 and not dropdown:  # buttons as wide as their labels: no label cut short
         return widgets.ToggleButtons(options=choices, value=value, description=option.name,
                                      **tooltip(widgets.ToggleButtons, option.description),
                                      style={**style, "button_width": "auto"})
     return widgets.Dropdown(options=choices, value=value, description=option.name,
                             **tooltip(widgets.Dropdown, option.description), style=style)
+
+
+class Subject:
+    """What an explorer shows. Subclasses set the class attributes and the four methods."""
+
+    panes = ()          # names of the HTML panes under the controls, top to bottom
+    heading = ""        # HTML above the controls ("" for none)
+    dropdowns = False   # every control a Dropdown, however few its choices
+
+    def options_for(self, values):
+        """The options (registry ``Option``s), in order, given the current ``values``."""
+        raise NotImplementedError
+
+    def resolve(self, **values):
+        """Every option's value: defaults, overridden by ``values``, each checked."""
+        raise NotImplementedError
+
+    def render(self, values):
+        """The panes' HTML for the state ``values``, a tuple in the order of ``panes``."""
+        raise NotImplementedError
+
+    def describe(self, values):
+        """The explorer's repr in the state ``values``."""
+        raise NotImplementedError
 
 
 @lru_cache(maxsize=None)
@@ -49,48 +88,105 @@ def render(mechanism_name, options_items):
     return draw(outcome, beside=beside).html(), grad_table(outcome)._repr_html_()
 
 
-class Explorer(widgets.VBox):
-    """Controls for one mechanism above its gradient table and graph (beside the control's)."""
+class MechanismSubject(Subject):
+    """A mechanism's options above its gradient table and graph (beside the plain step's)."""
 
-    def __init__(self, mechanism, **initial):
+    panes = ("table", "graph")
+
+    def __init__(self, mechanism):
         self.mechanism = get_mechanism(mechanism)
-        values = self.mechanism.resolve(**initial)
-        self.controls = {o.name: control_for(o, values[o.name]) for o in self.mechanism.options}
-        self.table = widgets.HTML()
-        self.graph = widgets.HTML()
         # data-gfl-mechanism: which mechanism this widget shows (read by tests/test_browser.py).
-        heading = widgets.HTML(f'<span data-gfl-mechanism="{self.mechanism.name}">'
-                               f"<b>{self.mechanism.title}</b> &mdash; change a control; the "
-                               "table and the graph (right, beside the plain step) follow.</span>")
-        super().__init__([heading, *self.controls.values(), self.table, self.graph])
+        self.heading = (f'<span data-gfl-mechanism="{self.mechanism.name}">'
+                        f"<b>{self.mechanism.title}</b> &mdash; change a control; the table "
+                        "and the graph (right, beside the plain step) follow.</span>")
+
+    def options_for(self, values):
+        return self.mechanism.options
+
+    def resolve(self, **values):
+        return self.mechanism.resolve(**values)
+
+    def render(self, values):
+        graph, table = render(self.mechanism.name, tuple(values.items()))
+        return table, graph
+
+    def describe(self, values):
+        shown = "".join(f", {k}={v!r}" for k, v in values.items())
+        return f"Explorer({self.mechanism.name!r}{shown})"
+
+
+class Explorer(widgets.VBox):
+    """Controls for a subject's options above its panes; each change redraws the panes.
+
+    Each pane is an HTML widget in ``explorer.panes`` and an attribute of the same name
+    (``explorer.table``). When a change alters the choices an option offers, that option goes
+    back to its default.
+    """
+
+    def __init__(self, subject, **initial):
+        is_mechanism = isinstance(subject, (str, Mechanism))
+        self.subject = MechanismSubject(subject) if is_mechanism else subject
+        values = self.subject.resolve(**initial)
+        self.controls = {o.name: control_for(o, values[o.name], self.subject.dropdowns)
+                         for o in self.subject.options_for(values)}
+        self.panes = {name: widgets.HTML() for name in self.subject.panes}
+        for name, pane in self.panes.items():
+            setattr(self, name, pane)
+        heading = [widgets.HTML(self.subject.heading)] if self.subject.heading else []
+        super().__init__([*heading, *self.controls.values(), *self.panes.values()])
         self.add_class("gfl-explorer")
+        self._quiet = False
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()
 
     @property
+    def mechanism(self):
+        """The mechanism shown (None when the subject is not a mechanism)."""
+        return getattr(self.subject, "mechanism", None)
+
+    @property
     def options(self):
+        """The current value of every option."""
         return {name: control.value for name, control in self.controls.items()}
 
-    def outcome(self):
-        """The outcome the explorer shows now."""
-        return cached_outcome(self.mechanism.name, tuple(self.options.items()))
-
     def set(self, **values):
-        """Set controls as a learner would; each change redraws."""
-        for name, value in self.mechanism.resolve(**{**self.options, **values}).items():
-            self.controls[name].value = value
+        """Set controls as a learner would (options not named keep their values), then redraw."""
+        self._apply(values)
 
     def refresh(self):
-        self.graph.value, self.table.value = render(self.mechanism.name,
-                                                    tuple(self.options.items()))
+        for pane, text in zip(self.panes.values(), self.subject.render(self.options)):
+            pane.value = text
 
-    def _on_change(self, change):
+    def _settle(self, given):
+        """The state after ``given``: other options keep their values unless their choices
+        changed with it (then their default); checked by the subject."""
+        state = {**self.options, **given}
+        for index, name in enumerate(self.controls):
+            option = self.subject.options_for(state)[index]
+            if name not in given and labelled_choices(option) != offered(self.controls[name]):
+                state[name] = option.default
+        return self.subject.resolve(**state)
+
+    def _apply(self, given):
+        state = self._settle(given)
+        self._quiet = True   # one redraw at the end, not one per control
+        try:
+            for option in self.subject.options_for(state):
+                control = self.controls[option.name]
+                if labelled_choices(option) != offered(control):
+                    control.options = labelled_choices(option)
+                control.value = state[option.name]
+        finally:
+            self._quiet = False
         self.refresh()
 
+    def _on_change(self, change):
+        if not self._quiet:
+            self._apply({})
+
     def __repr__(self):
-        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"Explorer({self.mechanism.name!r}{', ' if options else ''}{options})"
+        return self.subject.describe(self.options)
 
 
 def explore(mechanism, **initial):

@@ -1,6 +1,9 @@
 """The gradient table: one row per parameter, ``None`` impossible to miss."""
 
 import html
+import itertools
+
+from .toy import PARAM_NAMES
 
 # Colours follow the JupyterLab theme through its CSS variables (light and dark); the
 # fallbacks after each comma serve Colab, Voila and nbviewer, which lack those variables, and
@@ -83,3 +86,33 @@ def grad_table(outcome):
                      format_norm(p.grad_norm), "yes" if p.changed else "no"])
     notes = [f"PyTorch raised {outcome.error}"] if outcome.error else []
     return Table(columns, rows, notes=notes)
+
+
+def grid_table(axes, cells, columns, caption="", shown=None):
+    """One row per combination of ``axes`` (name -> values; the first varies slowest).
+
+    A row holds the values of the axes named in ``shown`` (default: every axis, in order), then
+    ``cells(**combination)``: one cell per name in ``columns``.
+    """
+    names = list(axes)
+    shown = list(shown or names)
+    rows = []
+    for values in itertools.product(*axes.values()):
+        combination = dict(zip(names, values))
+        rows.append([combination[n] for n in shown] + list(cells(**combination)))
+    return Table(shown + list(columns), rows, caption=caption)
+
+
+def extra_column_table(mechanism, vary, column, caption, **fixed):
+    """One extra column of ``mechanism``'s outcomes, one cell per parameter, over every
+    combination of the options named in ``vary`` (the others at ``fixed`` or their defaults)."""
+    from .registry import cached_outcome, get_mechanism
+
+    mechanism = get_mechanism(mechanism)
+
+    def cells(**combination):
+        options = mechanism.resolve(**fixed, **combination)
+        outcome = cached_outcome(mechanism.name, tuple(options.items()))
+        return [outcome.params[name].extra[column] for name in PARAM_NAMES]
+    axes = {name: mechanism.option(name).choices for name in vary}
+    return grid_table(axes, cells, PARAM_NAMES, caption)

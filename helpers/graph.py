@@ -43,7 +43,21 @@ def import_torchviz():
                 "torchviz import again."
             ) from exc
         raise
+    torchviz.dot.hasattr = hasattr_after_backward
     return torchviz
+
+
+def hasattr_after_backward(obj, name):
+    """``hasattr`` for torchviz's walk, False where the attribute's saved tensors were freed.
+
+    A custom Function's backward node (e.g. a reentrant checkpoint's) raises RuntimeError, not
+    AttributeError, on ``saved_tensors`` once backward has run; builtin ``hasattr`` passes that
+    on, so torchviz could not draw such a graph after the step.
+    """
+    try:
+        return hasattr(obj, name)
+    except RuntimeError:
+        return False
 
 
 def dot_available():

@@ -1,5 +1,7 @@
-"""The one table of notebooks: number, file name and title. Everything that names a notebook
-(the README index, myth and guide links, the teacher plan, notebook 00's map) reads it here."""
+"""The one table of notebooks: number, file name and title. Code that names a notebook (myth
+and guide links, tools/readme_index.py's README index and teacher plan) reads it here; the
+notebooks' own title cells, "## The series" maps and numbered links are Markdown, which
+tests/test_series.py checks against it."""
 
 from dataclasses import dataclass
 

@@ -15,20 +15,10 @@ import torch.nn.functional as F
 from . import costs
 from .exercises import exercise
 from .grad_table import Table
+from .lessons import lesson
 from .toy import toy_batch, toy_net
 
 VERDICTS = ("true", "false", "it depends")
-
-NOTEBOOK_TITLES = {
-    "00_start_here": "Start here",
-    "01_zero_grad": "zero_grad",
-    "02_requires_grad": "requires_grad",
-    "03_detach": "detach",
-    "04_no_grad": "torch.no_grad",
-    "05_inference_mode": "torch.inference_mode",
-    "06_optimizer_subsets": "Optimizer parameter subsets",
-    "07_manual_grad_edits": "Manual gradient edits",
-}
 
 
 @dataclass(frozen=True)
@@ -44,13 +34,14 @@ class Myth:
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
-        if self.notebook not in NOTEBOOK_TITLES:
-            raise ValueError(f"unknown notebook {self.notebook!r}")
+        if lesson(self.notebook).slug != self.notebook:  # lesson() names the valid ones
+            raise ValueError(f"notebook {self.notebook!r}: give its slug, "
+                             f"{lesson(self.notebook).slug!r}")
 
     @property
     def link(self):
         """Markdown link to the teaching notebook, e.g. ``[03 · detach](03_detach.ipynb)``."""
-        return f"[{self.notebook[:2]} · {NOTEBOOK_TITLES[self.notebook]}]({self.notebook}.ipynb)"
+        return lesson(self.notebook).link()
 
     def _repr_markdown_(self):
         return f"**Verdict: {self.verdict}.** {self.reason} *Taught in {self.link}.*"
@@ -296,5 +287,5 @@ def _losses_that_train():
     return works
 
 
-__all__ = ["VERDICTS", "NOTEBOOK_TITLES", "Myth", "MYTHS", "plain", "verdict", "claims",
-           "table", "cost_table", "cost_chart"]
+__all__ = ["VERDICTS", "Myth", "MYTHS", "plain", "verdict", "claims", "table", "cost_table",
+           "cost_chart"]

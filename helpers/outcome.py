@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import CaughtError, explain
-from .toy import PARAM_NAMES, toy_batch, toy_loss, toy_net
+from .toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,18 @@ def grad_state(grad):
     return "zeros" if not torch.any(grad) else "values"
 
 
+def params_with_grad_none(module):
+    """The names of ``module``'s parameters whose ``.grad`` is ``None``, as a set."""
+    return {name for name, p in module.named_parameters() if p.grad is None}
+
+
+def toy_net_after_backward():
+    """A fresh toy net after one forward and backward on the toy batch (no step)."""
+    net, (x, y) = toy_net(), toy_batch()
+    toy_loss(net(x), y).backward()
+    return net
+
+
 class StepContext:
     """A fresh toy net and batch for one step; a mechanism fills in ``loss`` and notes."""
 
@@ -66,6 +78,14 @@ class StepContext:
         """The toy loss of ``output``; remembered so the graph can be drawn."""
         self.loss = toy_loss(output, self.y)
         return self.loss
+
+    def sgd_step(self, forward):
+        """The plain loop body on ``net``: zero_grad, ``forward()``, its loss, backward, an SGD
+        step. A step that varies only the forward pass is this call."""
+        optimizer = torch.optim.SGD(self.net.parameters(), lr=LEARNING_RATE)
+        optimizer.zero_grad()
+        self.loss_of(forward()).backward()
+        optimizer.step()
 
     def note(self, column, values):
         """Add an extra table column: ``values`` maps parameter name to text."""

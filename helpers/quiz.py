@@ -1,4 +1,10 @@
-"""Predict first: the learner ticks which grads will be ``None``; the registry marks it."""
+"""Predict first: one quiz widget. The learner ticks choices, presses the button, reads a verdict.
+
+:class:`Quiz` takes a question, its choices and the right answer (the set of choices to tick).
+``predict(mechanism, why=..., **options)`` builds one for a mechanism's step: the choices are
+the toy net's four parameters, the answer those whose grads come back ``None``. Notebook 09's
+pattern quiz (``helpers.patterns.predict``) is the same widget over a pattern's modules.
+"""
 
 import html
 import json
@@ -6,41 +12,44 @@ import json
 import ipywidgets as widgets
 
 from .registry import get_mechanism
-from .toy import PARAM_NAMES
 
 
-class PredictQuiz(widgets.VBox):
-    """Checkboxes for the four parameters, a Check button and the verdict."""
+class Quiz(widgets.VBox):
+    """Checkboxes for the choices, a Check button and the verdict.
 
-    def __init__(self, mechanism, why="", **options):
-        self.mechanism = get_mechanism(mechanism)
-        self.options = self.mechanism.resolve(**options)
-        self.why = why
+    ``question`` is HTML (it may carry the ``data-gfl-*`` attributes tests read). ``answer`` is
+    the collection of choices to tick, or a function returning it, called at the first check.
+    The verdict names the answer after ``reveal`` ("It reaches:"), then says ``why``. ``noun``
+    names a choice in errors; ``label`` is the quiz's repr.
+    """
+
+    def __init__(self, question, choices, answer, why="", reveal="The answer:", noun="choice",
+                 label=None):
+        self.choices = list(choices)
+        self._answer = answer
+        self.why, self.reveal, self.noun = why, reveal, noun
+        self.label = label or f"Quiz({self.choices!r})"
         self.boxes = {name: widgets.Checkbox(value=False, description=name, indent=False)
-                      for name in PARAM_NAMES}
+                      for name in self.choices}
         self.button = widgets.Button(description="Check my answer")
         self.feedback = widgets.HTML()
         self.button.on_click(lambda _: self.check())
-        # data-gfl-*: the step this quiz asks about (read by tests/test_browser.py).
-        hook = html.escape(json.dumps(self.options), quote=True)
-        question = widgets.HTML(f'<span data-gfl-mechanism="{self.mechanism.name}" '
-                                f'data-gfl-options="{hook}">Tick every parameter whose '
-                                "<code>.grad</code> will be <code>None</code> after the step "
-                                "(tick none if you expect all four to get a gradient).</span>")
-        super().__init__([question, widgets.HBox(list(self.boxes.values())), self.button,
-                          self.feedback])
+        super().__init__([widgets.HTML(question), widgets.HBox(list(self.boxes.values())),
+                          self.button, self.feedback])
         self.add_class("gfl-quiz")
 
     @property
     def answer(self):
-        outcome = self.mechanism.run(**self.options)
-        return set(outcome.grads_none())
+        """The set of choices to tick."""
+        if callable(self._answer):
+            self._answer = self._answer()
+        return set(self._answer)
 
     def choose(self, names):
         """Tick exactly ``names``, as a learner would."""
-        unknown = set(names) - set(PARAM_NAMES)
+        unknown = set(names) - set(self.choices)
         if unknown:
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)}; valid: {PARAM_NAMES}")
+            raise ValueError(f"unknown {self.noun}(s) {sorted(unknown)}; valid: {self.choices}")
         for name, box in self.boxes.items():
             box.value = name in names
 
@@ -49,19 +58,30 @@ class PredictQuiz(widgets.VBox):
         chosen = {name for name, box in self.boxes.items() if box.value}
         answer = self.answer
         right = chosen == answer
-        listed = ", ".join(n for n in PARAM_NAMES if n in answer) or "none of them"
+        listed = ", ".join(n for n in self.choices if n in answer) or "none of them"
         verdict = "Right!" if right else "Not quite."
         self.feedback.value = (
             f'<div class="gfl-verdict gfl-{"right" if right else "wrong"}">'
-            f"<b>{verdict}</b> The grads that come back None: {html.escape(listed)}. "
+            f"<b>{verdict}</b> {html.escape(self.reveal)} {html.escape(listed)}. "
             f"{html.escape(self.why)}</div>")
         return right
 
     def __repr__(self):
-        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"PredictQuiz({self.mechanism.name!r}{', ' if options else ''}{options})"
+        return self.label
 
 
 def predict(mechanism, why="", **options):
-    """A :class:`PredictQuiz` for one step of ``mechanism`` under ``options``."""
-    return PredictQuiz(mechanism, why=why, **options)
+    """A :class:`Quiz`: which parameters' grads come back ``None`` after ``mechanism``'s step?"""
+    mechanism = get_mechanism(mechanism)
+    options = mechanism.resolve(**options)
+    # data-gfl-*: the step this quiz asks about (read by tests/test_browser.py).
+    hook = html.escape(json.dumps(options), quote=True)
+    choices = mechanism.parameters_under(**options)
+    count = "four" if len(choices) == 4 else len(choices)
+    question = (f'<span data-gfl-mechanism="{mechanism.name}" data-gfl-options="{hook}">Tick '
+                "every parameter whose <code>.grad</code> will be <code>None</code> after the "
+                f"step (tick none if you expect all {count} to get a gradient).</span>")
+    shown = "".join(f", {k}={v!r}" for k, v in options.items())
+    return Quiz(question, choices, lambda: mechanism.run(**options).grads_none(), why=why,
+                reveal="The grads that come back None:", noun="parameter",
+                label=f"PredictQuiz({mechanism.name!r}{shown})")

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Callable
 
 from .outcome import Outcome, run_step
+from .toy import PARAM_NAMES
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Mechanism:
     # False for explorers of the later notebooks (11+) that are not one of the seven
     # switch-like mechanisms: notebook 08's comparison matrix leaves them out.
     in_comparison: bool = True
+    # The parameters the step's model has: the toy net's, unless the step swaps in another
+    # model; then a function of the resolved options that names them.
+    param_names: tuple | Callable = PARAM_NAMES
     defaults: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -65,6 +69,11 @@ class Mechanism:
         names = [o.name for o in self.options]
         for values in itertools.product(*(o.choices for o in self.options)):
             yield dict(zip(names, values))
+
+    def parameters_under(self, **options):
+        """The names of the parameters the step's model has under ``options``."""
+        names = self.param_names
+        return tuple(names(self.resolve(**options)) if callable(names) else names)
 
     def run(self, **options) -> Outcome:
         """One step of a fresh toy net under ``options`` (defaults fill the rest)."""

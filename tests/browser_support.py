@@ -269,16 +269,22 @@ def visible_errors(page):
 
 # ----------------------------------------------------------------- reading widgets on the page
 
-READ_EXPLORER = """(el) => {
+# One reader for every widget of the series (Explorer, PatternExplorer, BugLab): what it
+# names (data-gfl-* hooks), its controls, its table, its graph and, for the bug lab, its code.
+READ_WIDGET = """(el) => {
   const text = e => e.textContent.replace(/\u00a0/g, ' ').trim();
-  const hook = el.querySelector('[data-gfl-mechanism]');
-  const pattern = el.querySelector('[data-gfl-pattern]');  // 09's PatternExplorer
+  const hook = (key, name) => { const e = el.querySelector(`[data-gfl-${key}]`);
+                                return e ? e.dataset[name] : null; };
+  const pattern = el.querySelector('[data-gfl-pattern]');  // 09's pattern explorer
   const table = el.querySelector('table.gfl-table');
-  const out = {mechanism: hook ? hook.dataset.gflMechanism : null,
+  const code = el.querySelector('details pre');  // 11's bug lab: the bug's code
+  const out = {mechanism: hook('mechanism', 'gflMechanism'), bug: hook('bug', 'gflBug'),
                pattern: pattern ? pattern.dataset.gflPattern : null,
                variant: pattern ? pattern.dataset.gflVariant : null,
-               summary: pattern ? text(pattern) : null, caption: null, columns: [], rows: [],
-               notes: [...el.querySelectorAll('.gfl-error')].map(text), clusters: {}, nodes: {}};
+               summary: pattern ? text(pattern) : null, code: code ? code.textContent : null,
+               caption: null, columns: [], rows: [],
+               notes: [...el.querySelectorAll('.gfl-error')].map(text),
+               clusters: {}, nodes: {}, legend: [], controls: {}};
   if (table) {
     const caption = table.querySelector('caption');
     out.caption = caption ? text(caption) : null;
@@ -293,12 +299,16 @@ READ_EXPLORER = """(el) => {
       out.clusters[id] = [...g.querySelectorAll('text')].map(t => t.textContent).join(' ');
     }
     for (const g of svg.querySelectorAll('g.node')) {
-      const [cluster, name] = g.querySelector('title').textContent.split('_');
+      const title = g.querySelector('title').textContent;
+      if (title.includes('_legend_')) {  // the doctor's legend of causes
+        out.legend.push(title.split('_legend_')[1]);
+        continue;
+      }
+      const [cluster, name] = title.split('_');
       (out.nodes[cluster] = out.nodes[cluster] || []).push(
         [...g.querySelectorAll('text')].map(t => t.textContent).join('\\n'));
     }
   }
-  out.controls = {};
   for (const w of el.querySelectorAll('.widget-toggle-buttons, .widget-dropdown')) {
     const label = w.querySelector('.widget-label');
     const name = label ? label.textContent.trim() : '';
@@ -314,6 +324,17 @@ READ_EXPLORER = """(el) => {
   }
   return out;
 }"""
+
+
+def agreement(widget, problems_of, timeout=WIDGET_TIMEOUT):
+    """Read ``widget`` (READ_WIDGET) until ``problems_of(shown)`` finds nothing, or until
+    ``timeout`` seconds have passed (a redraw takes a kernel round trip); the last problems."""
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = problems_of(widget.evaluate(READ_WIDGET))
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(0.1)
 
 
 def set_control(explorer, option, value):
@@ -553,36 +574,6 @@ def pattern_answer(result):
 
 
 # ----------------------------------------------------------------- 11's bug lab (helpers.bug_lab)
-
-READ_BUG_LAB = """(el) => {
-  const text = e => e.textContent.replace(/\u00a0/g, ' ').trim();
-  const hook = el.querySelector('[data-gfl-bug]');
-  const select = el.querySelector('.widget-dropdown select');
-  const table = el.querySelector('table.gfl-table');
-  const code = el.querySelector('details pre');
-  const out = {bug: hook ? hook.dataset.gflBug : null,
-               labels: select ? [...select.options].map(text) : [],
-               selected: select && select.selectedIndex >= 0
-                 ? text(select.options[select.selectedIndex]) : null,
-               code: code ? code.textContent : null, caption: null, columns: [], rows: [],
-               notes: [...el.querySelectorAll('.gfl-error')].map(text), legend: []};
-  if (table) {
-    const caption = table.querySelector('caption');
-    out.caption = caption ? text(caption) : null;
-    out.columns = [...table.querySelectorAll('thead th')].map(text);
-    out.rows = [...table.querySelectorAll('tbody tr')].map(
-      tr => [...tr.querySelectorAll('td')].map(td => [text(td), td.className]));
-  }
-  const svg = el.querySelector('.gfl-graph svg');
-  if (svg) {
-    for (const g of svg.querySelectorAll('g.node')) {
-      const title = g.querySelector('title').textContent;
-      if (title.includes('_legend_')) out.legend.push(title.split('_legend_')[1]);
-    }
-  }
-  return out;
-}"""
-
 
 def bug_lab_mismatches(shown, name, diagnosis, source):
     """What the page's BugLab shows that differs from bug ``name``'s ``diagnosis`` (the doctor's,

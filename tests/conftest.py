@@ -6,6 +6,7 @@ with the install command; under CI (``CI`` set to true/1/yes) it fails instead, 
 that lost a tool can never pass by skipping.
 """
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -14,6 +15,15 @@ import pytest
 
 # Debian package that provides each tool; `make system-deps` installs them.
 DEBIAN_PACKAGE = {"dot": "graphviz", "chromium": "chromium"}
+
+
+def digest(*parts):
+    """A SHA-256 over ``parts`` (bytes or text), each ended by a NUL: a cache key for a venv."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def in_ci():

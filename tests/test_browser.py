@@ -113,7 +113,7 @@ def wait_for_widgets(page, notebook):
 
 def check_explorer(explorer):
     """Click every choice of every control; the page must follow the registry each time."""
-    shown = explorer.evaluate(bs.READ_EXPLORER)
+    shown = explorer.evaluate(bs.READ_WIDGET)
     if shown["pattern"]:
         return check_pattern_explorer(explorer, shown)
     assert shown["mechanism"], "an explorer that names neither a mechanism nor a pattern"
@@ -131,13 +131,8 @@ def check_explorer(explorer):
 
     def expect(state):
         outcome = run(mechanism.name, **state)
-        deadline = time.monotonic() + bs.WIDGET_TIMEOUT
-        while True:
-            shown = explorer.evaluate(bs.READ_EXPLORER)
-            problems = bs.explorer_mismatches(shown, outcome, baseline)
-            if not problems or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        problems = bs.agreement(explorer,
+                                lambda shown: bs.explorer_mismatches(shown, outcome, baseline))
         assert not problems, (f"explorer {mechanism.name} {state}: the page disagrees with the "
                               "registry:\n  " + "\n  ".join(problems))
 
@@ -170,9 +165,9 @@ def check_pattern_explorer(explorer, shown):
         item = PATTERNS[name]
         result = run_pattern(name, None if variant == "correct" else variant)
         labels = [label for _, label in bs.pattern_variants(item)]
-        deadline = time.monotonic() + bs.WIDGET_TIMEOUT
-        while True:
-            shown = explorer.evaluate(bs.READ_EXPLORER)
+        chosen = dict(bs.pattern_variants(item))[variant]
+
+        def problems_of(shown):
             problems = bs.pattern_mismatches(shown, result, item)
             controls = shown["controls"]
             if controls["pattern"]["selected"] != item.title:
@@ -180,13 +175,12 @@ def check_pattern_explorer(explorer, shown):
             if controls["variant"]["labels"] != labels:
                 problems.append(f"variant dropdown offers {controls['variant']['labels']}, "
                                 f"expected {labels}")
-            chosen = dict(bs.pattern_variants(item))[variant]
             if controls["variant"]["selected"] != chosen:
                 problems.append(f"variant dropdown shows {controls['variant']['selected']!r}, "
                                 f"expected {chosen!r}")
-            if not problems or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            return problems
+
+        problems = bs.agreement(explorer, problems_of)
         assert not problems, (f"pattern explorer {name}/{variant}: the page disagrees with "
                               "helpers.patterns:\n  " + "\n  ".join(problems))
 
@@ -213,94 +207,82 @@ def check_bug_lab(lab):
     from helpers import bugs
     from helpers.bug_lab import diagnosis_of
 
-    shown = lab.evaluate(bs.READ_BUG_LAB)
+    shown = lab.evaluate(bs.READ_WIDGET)
+    control = shown["controls"]["bug"]
     labels = [item.label for item in bugs.BUGS.values()]
-    assert shown["labels"] == labels, f"bug dropdown offers {shown['labels']}, expected {labels}"
+    assert control["labels"] == labels, f"bug dropdown offers {control['labels']}, expected {labels}"
     start = shown["bug"]
     assert start in bugs.BUGS, f"bug lab shows unknown bug {start!r}"
-    assert shown["selected"] == bugs.BUGS[start].label, shown["selected"]
+    assert control["selected"] == bugs.BUGS[start].label, control["selected"]
 
     def expect(name):
         diagnosis, source = diagnosis_of(name), bugs.source(name)
-        deadline = time.monotonic() + bs.WIDGET_TIMEOUT
-        while True:
-            shown = lab.evaluate(bs.READ_BUG_LAB)
+
+        def problems_of(shown):
             problems = bs.bug_lab_mismatches(shown, name, diagnosis, source)
-            if shown["selected"] != bugs.BUGS[name].label:
-                problems.append(f"bug dropdown shows {shown['selected']!r}")
-            if not problems or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            if shown["controls"]["bug"]["selected"] != bugs.BUGS[name].label:
+                problems.append(f"bug dropdown shows {shown['controls']['bug']['selected']!r}")
+            return problems
+
+        problems = bs.agreement(lab, problems_of)
         assert not problems, (f"bug lab {name}: the page disagrees with the doctor:\n  "
                               + "\n  ".join(problems))
 
     expect(start)
     visited = 1
     for name in [*[n for n in bugs.BUGS if n != start], start]:
-        lab.locator(".widget-dropdown select").select_option(label=bugs.BUGS[name].label)
+        bs.pick(lab, "bug", bugs.BUGS[name].label)
         expect(name)
         visited += 1
     return visited
 
 
-def check_quiz(quiz):
-    """A right answer is marked right, a wrong one wrong, with the registry's answer shown."""
-    if quiz.locator("[data-gfl-pattern]").count():
-        return check_pattern_quiz(quiz)
+def quiz_expectation(quiz):
+    """What a quiz on the page asks about, its choices, the right ticks and the words that come
+    before the answer in its verdict, computed in this process: from the registry for a
+    mechanism's quiz, from helpers.patterns.run_pattern for 09's pattern quiz."""
+    pattern = quiz.locator("[data-gfl-pattern]").first
+    if pattern.count():
+        from helpers.patterns import PATTERNS, run_pattern
+
+        name, variant = (pattern.get_attribute("data-gfl-pattern"),
+                         pattern.get_attribute("data-gfl-variant"))
+        assert name in PATTERNS, f"quiz asks about unknown pattern {name!r}"
+        roles, answer = bs.pattern_answer(run_pattern(name, None if variant == "correct"
+                                                      else variant))
+        return f"quiz {name}/{variant}", roles, answer, "It reaches:"
     hook = quiz.locator("[data-gfl-mechanism]").first
     assert hook.count(), "a quiz that names neither a mechanism nor a pattern"
     mechanism = hook.get_attribute("data-gfl-mechanism")
     options = json.loads(hook.get_attribute("data-gfl-options"))
     answer = bs.grads_none(run(mechanism, **options))
-    listed = ", ".join(answer) or "none of them"
-    wrong = sorted(set(answer) ^ {PARAM_NAMES[-1]})
-
-    def answer_with(names, verdict):
-        for name in PARAM_NAMES:
-            box = quiz.locator(".widget-checkbox").filter(has_text=name).locator("input")
-            box.set_checked(name in names)
-        quiz.get_by_role("button", name="Check my answer").click()
-        feedback = quiz.locator(f".gfl-verdict.gfl-{verdict}")
-        feedback.wait_for(state="visible")
-        text = feedback.inner_text()
-        assert f"come back None: {listed}." in text, (
-            f"quiz {mechanism} {options}: feedback {text!r} does not name {listed!r}")
-
-    answer_with(answer, "right")
-    answer_with(wrong, "wrong")
-    assert quiz.locator(".gfl-right").count() == 0
+    return (f"quiz {mechanism} {options}", list(PARAM_NAMES), answer,
+            "The grads that come back None:")
 
 
-def check_pattern_quiz(quiz):
-    """09's PatternQuiz: the modules helpers.patterns.run_pattern says the guarded tensor
-    reaches are marked right, a different set wrong, and the feedback names them."""
-    from helpers.patterns import PATTERNS, run_pattern
-
-    hook = quiz.locator("[data-gfl-pattern]").first
-    name, variant = hook.get_attribute("data-gfl-pattern"), hook.get_attribute("data-gfl-variant")
-    assert name in PATTERNS, f"quiz asks about unknown pattern {name!r}"
-    result = run_pattern(name, None if variant == "correct" else variant)
-    roles, answer = bs.pattern_answer(result)
-    listed = ", ".join(answer) or "none of them"
+def check_quiz(quiz):
+    """A right answer is marked right, a wrong one wrong, and the verdict names the answer."""
+    where, choices, answer, reveal = quiz_expectation(quiz)
     boxes = quiz.locator(".widget-checkbox")
     labels = [t.replace("\xa0", " ").strip() for t in boxes.all_inner_texts()]
-    assert labels == roles, f"quiz {name}/{variant}: boxes {labels}, modules {roles}"
-    wrong = [role for role in roles if (role in answer) != (role == roles[-1])]
+    assert labels == choices, f"{where}: boxes {labels}, expected {choices}"
+    listed = ", ".join(c for c in choices if c in answer) or "none of them"
+    wrong = [c for c in choices if (c in answer) != (c == choices[-1])]
 
     def answer_with(chosen, verdict):
-        for index, role in enumerate(roles):
-            boxes.nth(index).locator("input").set_checked(role in chosen)
+        for index, choice in enumerate(choices):
+            boxes.nth(index).locator("input").set_checked(choice in chosen)
         quiz.get_by_role("button", name="Check my answer").click()
         feedback = quiz.locator(f".gfl-verdict.gfl-{verdict}")
         try:
             feedback.wait_for(state="visible")
         except Exception:
             shown = quiz.locator(".gfl-verdict").all_inner_texts()
-            raise AssertionError(f"quiz {name}/{variant}: ticking {sorted(chosen)} should be "
-                                 f"marked {verdict}; the page says {shown}") from None
+            raise AssertionError(f"{where}: ticking {sorted(chosen)} should be marked "
+                                 f"{verdict}; the page says {shown}") from None
         text = feedback.inner_text()
-        assert f"It reaches: {listed}." in text, (
-            f"quiz {name}/{variant}: feedback {text!r} does not name {listed!r}")
+        assert f"{reveal} {listed}." in text, (
+            f"{where}: feedback {text!r} does not name {listed!r}")
 
     answer_with(answer, "right")
     answer_with(wrong, "wrong")

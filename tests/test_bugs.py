@@ -1,4 +1,4 @@
-"""The bug catalogue (helpers/bugs.py) against plain autograd reasoning, without the doctor.
+"""The bug catalogue (helpers/bugs/) against plain autograd reasoning, without the doctor.
 
 Each claimed cause is checked with tools the doctor does not use: module forward hooks (which
 grad mode each module ran in), a walk of the loss's ``grad_fn`` graph, ``.grad`` and the

@@ -61,7 +61,8 @@ def plain_forward(kind):
     return loss, l1, l2, sum(saved.values())
 
 
-def count_nodes(loss):
+def node_names(loss):
+    """The backward nodes reachable from ``loss``, by type name, sorted (walked here)."""
     stack, seen = [loss.grad_fn], set()
     while stack:
         node = stack.pop()
@@ -69,7 +70,7 @@ def count_nodes(loss):
             continue
         seen.add(node)
         stack += [fn for fn, _ in node.next_functions]
-    return len(seen)
+    return sorted(type(node).__name__ for node in seen)
 
 
 ROWS = {  # matrix label -> plain forward kind
@@ -90,7 +91,7 @@ def test_matrix_rows_match_plain_pytorch(label):
         assert compare.matrix_entry(label, "graph built") == "no"
         assert "does not require grad" in compare.matrix_entry(label, "error")
         return
-    assert compare.matrix_entry(label, "graph built") == f"yes ({count_nodes(loss)} nodes)"
+    assert compare.matrix_entry(label, "graph built") == f"yes ({len(node_names(loss))} nodes)"
     loss.backward()
     for name, p in zip(NAMES, [l1.weight, l1.bias, l2.weight, l2.bias]):
         assert compare.matrix_entry(label, f"grad {name}") == ("None" if p.grad is None
@@ -196,19 +197,8 @@ def test_small_multiples_mark_pruned_nodes():
     loss, *_ = plain_forward("no_grad_l1")
     control, *_ = plain_forward("plain")
 
-    def names(loss):
-        stack, seen, out = [loss.grad_fn], set(), []
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            out.append(type(node).__name__)
-            stack += [fn for fn, _ in node.next_functions]
-        return sorted(out)
-
-    missing = list(names(control))
-    for name in names(loss):
+    missing = node_names(control)
+    for name in node_names(loss):
         missing.remove(name)
     note = compare.pruned(by_title["no_grad"], by_title["control"])
     assert sorted(note.replace(" x2", "").split(", ")) == sorted(set(missing))
@@ -251,7 +241,31 @@ def test_decision_guide_links_to_existing_notebooks():
     guide = compare.decision_guide()
     notebooks = {m.notebook for m in MECHANISMS.values()}
     for advice in compare.DECISION_GUIDE:
-        assert advice.notebook in notebooks
-        assert (ROOT / "notebooks" / "sources" / f"{advice.notebook}.py").exists()
-        assert f'<a href="{advice.notebook}.ipynb">' in guide._repr_html_()
+        slug = advice.notebook.slug
+        assert slug in notebooks
+        assert (ROOT / "notebooks" / "sources" / f"{slug}.py").exists()
+        assert (ROOT / "notebooks" / f"{slug}.ipynb").exists()
+        assert f'<a href="{slug}.ipynb">{slug}</a>' in guide._repr_html_()
+        assert f"{slug}.ipynb" in repr(guide)
     assert "Which one should I use?" in repr(guide)
+
+
+def test_rows_name_the_notebook_that_teaches_them():
+    for row in compare.rows():
+        expected = "04_no_grad" if row.eval_mode else MECHANISMS[row.mechanism].notebook
+        assert row.notebook.slug == expected
+        assert (ROOT / "notebooks" / row.notebook.file).exists()
+    assert compare.rows()[-1].notebook.file == "04_no_grad.ipynb"     # model.eval()
+
+
+def test_a_step_without_a_loss_has_no_graph():
+    """inference_mode at its defaults: L2's forward refuses L1's inference output, so there is
+    no loss, and nothing was saved: L1 ran unrecorded and L2 raised while saving its input."""
+    l1, l2 = plain_net()
+    x, _ = plain_batch()
+    with torch.inference_mode():
+        h = torch.relu(l1(x))
+    with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+        l2(h)
+    assert compare.matrix_entry("inference_mode", "graph built") == "no (no loss)"
+    assert compare.matrix_entry("inference_mode", "saved bytes") == "0"

@@ -7,10 +7,11 @@ PyTorch, never from the helper under test.
 """
 
 import contextlib
-import inspect
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(costs.time, "perf_counter", fake)
+    monkeypatch.setattr(time, "perf_counter", fake)
     return fake
 
 
@@ -181,9 +182,12 @@ def test_peak_memory_bytes_counts_allocations_by_hand():
 def test_peak_memory_bytes_uses_no_private_profiler_api():
     """`start_ns()` arrived in torch 2.4 and `torch._C` is private: notebooks 05 and 10 failed on
     2.2 and 2.3. The helper reads the profiler's public event list only."""
-    source = inspect.getsource(costs)
-    for private in ("start_ns", "kineto_results", "torch._C", "_KinetoEvent"):
-        assert private not in source, private
+    modules = sorted(Path(costs.__file__).parent.glob("*.py"))
+    assert {path.stem for path in modules} >= {"__init__", "memory", "operators", "timing"}
+    for path in modules:
+        source = path.read_text(encoding="utf-8")
+        for private in ("start_ns", "kineto_results", "torch._C", "_KinetoEvent"):
+            assert private not in source, (path.name, private)
 
 
 def test_mode_memory_by_hand():
@@ -230,6 +234,89 @@ def test_mode_costs_default_is_the_larger_mlp_on_a_batch_of_64():
     result = costs.mode_costs(repeats=1, warmup=0)
     assert result["batch"] == 64
     assert result["modes"]["grad mode"]["saved_bytes"] == 5 * 64 * 1024 * FLOAT
+
+
+def toy_forward_bytes(batch):
+    """Bytes one forward + MSE loss of the toy net saves beyond its weights, from the shapes:
+    L1 saves its input x (batch x 4), ReLU its output (batch x 3, which L2 saves too: the same
+    storage, counted once), the loss the output and the target (batch x 1 each)."""
+    return (batch * 4 + batch * 3 + batch + batch) * FLOAT
+
+
+def test_saved_tensor_bytes_by_hand():
+    net = plain_net()
+    x = plain_batch()
+    assert costs.saved_tensor_bytes(net, x, exclude=net) == (8 * 4 + 8 * 3) * FLOAT
+    assert costs.saved_tensor_bytes(lambda: net(x).sum().backward(), exclude=net) == \
+        (8 * 4 + 8 * 3) * FLOAT                                  # backward frees, bytes stay
+    with torch.no_grad():
+        assert costs.saved_tensor_bytes(net, x, exclude=net) == 0
+
+
+def test_saved_tensor_bytes_counts_a_storage_once_and_excludes_by_storage():
+    a = torch.ones(10, requires_grad=True)
+    w = torch.ones(10, requires_grad=True)
+
+    def two_products():
+        return (a * w).sum() + (a[:5] * w[:5]).sum()    # each saves both factors; views too
+
+    # the storages of a and w, 10 floats each, once each (not 10 + 10 + 5 + 5 floats)
+    assert costs.saved_tensor_bytes(two_products) == 20 * FLOAT
+    assert costs.saved_tensor_bytes(two_products, exclude=w) == 10 * FLOAT
+    assert costs.saved_tensor_bytes(two_products, exclude=[w, a]) == 0
+    with pytest.raises(TypeError, match="exclude takes modules and tensors, not int"):
+        costs.saved_tensor_bytes(two_products, exclude=[3])
+
+
+def test_saved_bytes_per_forward_of_a_step():
+    """What notebook 08's matrix counts: each loss ends a forward; ``last`` is the last one."""
+    net = plain_net()
+    saved = costs.SavedBytes(exclude=net)
+    loss_of = saved.ending(nn.functional.mse_loss)
+    batches = [torch.randn(batch, 4, generator=torch.Generator().manual_seed(batch))
+               for batch in (8, 5, 3)]
+    with saved:
+        for x in batches:
+            loss_of(net(x), torch.zeros(len(x), 1)).backward()
+    assert saved.totals == [toy_forward_bytes(8), toy_forward_bytes(5), toy_forward_bytes(3)]
+    assert saved.last == toy_forward_bytes(3)
+    assert net(batches[0]).grad_fn is not None                  # hooks removed on exit
+    assert saved.totals == [toy_forward_bytes(8), toy_forward_bytes(5), toy_forward_bytes(3)]
+
+
+def test_saved_bytes_last_is_the_open_forward_if_it_saved_anything():
+    net = plain_net()
+    saved = costs.SavedBytes(exclude=net)
+    assert saved.totals == [] and saved.last == 0               # nothing recorded yet
+    loss_of = saved.ending(nn.functional.mse_loss)
+    x = plain_batch()
+    with saved:
+        loss = loss_of(net(x), torch.zeros(8, 1))
+        assert loss.grad_fn is not None                         # ending returns the result
+        with torch.no_grad():
+            loss_of(net(x), torch.zeros(8, 1))                  # a forward that saves nothing
+    assert saved.totals == [toy_forward_bytes(8), 0] and saved.last == 0
+    with saved:
+        net(x[:2])                                              # a forward without its loss
+    # L1 saves the view x[:2], which keeps all of x's storage (8 x 4) alive; ReLU its 2 x 3
+    assert saved.totals == [toy_forward_bytes(8), 0, (8 * 4 + 2 * 3) * FLOAT]
+    assert saved.last == (8 * 4 + 2 * 3) * FLOAT
+
+
+def test_every_costs_name_used_outside_the_package_is_there():
+    """Notebooks, tools, tests and helpers reach costs as ``costs.<name>`` or
+    ``from helpers.costs import <names>``; each name must still be offered by the package."""
+    used = set()
+    files = [*ROOT.glob("notebooks/sources/*.py"), *ROOT.glob("tools/*.py"),
+             *ROOT.glob("tests/*.py"), *ROOT.glob("helpers/**/*.py")]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r"\bcosts\.([A-Za-z]\w*)", text))
+        for names in re.findall(r"from helpers\.costs import ([\w, ]+)", text):
+            used |= {name.strip() for name in names.split(",")}
+    used -= {"py"}                                              # helpers/costs.py in texts
+    assert {"saved_tensor_bytes", "mode_costs", "larger_mlp", "fastpath"} <= used
+    assert sorted(name for name in used if not hasattr(costs, name)) == []
 
 
 # ----- the Transformer fast path: which kernels run, a deterministic observable ----------------
@@ -298,7 +385,7 @@ def test_torch_threads_restores_the_count():
 
 
 def test_fastpath_without_the_switch(monkeypatch):
-    monkeypatch.setattr(costs, "has_fastpath_switch", lambda: False)
+    monkeypatch.setattr(costs.operators, "has_fastpath_switch", lambda: False)
     with costs.fastpath(True):
         pass
     with pytest.raises(RuntimeError, match=r"set_fastpath_enabled \(added in 2.3\)"):

@@ -1030,26 +1030,34 @@ def test_helpers_facade_exports_diagnose():
     assert helpers.diagnose is diagnose and "diagnose" in helpers.__all__
 
 
-def test_bench_section_summarises_hand_made_rounds():
-    from importlib import util
+def test_bench_section_renders_hand_made_rounds():
+    # tools/bench_doctor.py's report, checked against medians and ratios worked out by hand.
+    import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "tools" / "bench_doctor.py"
-    spec = util.spec_from_file_location("bench_doctor", path)
-    bench_doctor = util.module_from_spec(spec)
-    spec.loader.exec_module(bench_doctor)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import bench_doctor
+
     rounds = [{"plain": 1.0, "empty mode": 1.5, "diagnose": 2.0},
               {"plain": 2.0, "empty mode": 2.0, "diagnose": 8.0},
               {"plain": 1.0, "empty mode": 1.0, "diagnose": 2.5}]
-    cpu = [{"plain": 1.0, "empty mode": 1.0, "diagnose": 2.0}] * 3
+    cpu = [{"plain": 1.0, "empty mode": 1.0, "diagnose": 2.0},
+           {"plain": 1.0, "empty mode": 1.0, "diagnose": 2.0},
+           {"plain": 2.0, "empty mode": 2.0, "diagnose": 9.0}]
     results = {"step (x)": {"rounds": 3, "repeats": 5, "per_round": rounds,
                             "cpu_per_round": cpu}}
-    summary = bench_doctor.summarise(results)["step (x)"]
-    assert summary["ratio"] == {"median": 2.5, "min": 2.0, "max": 4.0}
-    assert summary["cpu ratio"]["median"] == 2.0
-    lines, budgets = bench_doctor.render(results, lambda headers, rows, align=None: str(rows))
+    lines, budgets, notes = bench_doctor.render(results)
+    # plain 1, 2, 1 s: median 1000 ms; diagnose 2, 8, 2.5 s: median 2500 ms; wall ratios 2, 4,
+    # 2.5: median 2.5; CPU ratios 2, 2, 4.5: median 2.0; empty mode ratios 1.5, 1, 1: median 1
+    assert ("| step (x) | 1000.00 (1000.00–2000.00) | 2500.00 (2000.00–8000.00) | "
+            "2.50 (2.00–4.00) | 2.00 (2.00–4.50) | 1.00 (1.00–1.50) |") in "\n".join(lines)
     assert budgets == [("Doctor cost: step", "<= 3 x plain step, CPU time",
-                        "2.0 x (wall clock 2.5 x)", True)]
+                        "2.0 x (wall clock 2.5 x)", True)] and notes == []
+    results["step (x)"]["cpu_per_round"] = [{"plain": 1.0, "empty mode": 1.0, "diagnose": 4.0}]
+    _, budgets, notes = bench_doctor.render(results)
+    assert budgets[0][2:] == ("4.0 x (wall clock 2.5 x)", False)
+    assert notes == ["step (x): diagnosing a step costs 4.0 x the plain step in CPU time "
+                     "(budget 3 x)."]
 
 
 def test_places_are_named_without_absolute_paths():

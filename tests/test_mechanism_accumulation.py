@@ -1,4 +1,4 @@
-"""Accumulation and checkpointing (notebook 12_at_scale) against plain PyTorch written out here."""
+"""Gradient accumulation (notebook 12_at_scale) against plain PyTorch written out here."""
 
 import itertools
 import warnings
@@ -121,72 +121,15 @@ def test_bad_choices_name_the_valid_ones():
     with pytest.raises(ValueError, match="valid: mean, mean/k, weighted, sum/N"):
         accumulation.micro_batch_loss(torch.zeros(1), torch.zeros(1), "median", 1, 1)
     with pytest.raises(ValueError, match="valid: none, batchnorm"):
-        accumulation.forward(toy_net(), toy_batch()[0], "layernorm")
+        accumulation.forward_with_norm(toy_net(), toy_batch()[0], "layernorm")
     with pytest.raises(ValueError, match="valid choices"):
         helpers.run("accumulation", split="5+3")
-
-
-def test_explorer_shows_the_distance_column():
-    explorer = helpers.explore("accumulation")
-    accumulated, big = plain_accumulation("6+2", "mean/k", "none")  # the explorer's defaults
-    assert accumulation.COLUMN in explorer.table.value
-    for name in PARAM_NAMES:
-        distance = float((accumulated[name] - big[name]).norm() / big[name].norm())
-        assert f"{distance:.1%}" in explorer.table.value
-    explorer.set(reduction="sum/N")
-    cells = explorer.outcome().params
-    assert all(p.extra[accumulation.COLUMN] == "0" for p in cells.values())
 
 
 def test_format_distance():
     assert accumulation.format_distance(0.0) == "0"
     assert accumulation.format_distance(3e-6) == "0"
     assert accumulation.format_distance(0.497) == "49.7%"
-
-
-# --- checkpointing ----------------------------------------------------------------------------
-
-
-def plain_checkpoint_grads(use_reentrant, input_grad):
-    net = toy_net()
-    x, y = toy_batch()
-    if input_grad == "yes":
-        x.requires_grad_(True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        h = checkpoint(lambda t: torch.relu(net.l1(t)), x, use_reentrant=use_reentrant)
-    F.mse_loss(net.l2(h), y).backward()
-    return {n: p.grad for n, p in net.named_parameters()}
-
-
-@pytest.mark.parametrize("use_reentrant,input_grad",
-                         list(itertools.product([True, False], ["no", "yes"])))
-def test_checkpoint_matches_plain_pytorch(use_reentrant, input_grad):
-    outcome = helpers.run("checkpoint", use_reentrant=use_reentrant, input_grad=input_grad)
-    grads = plain_checkpoint_grads(use_reentrant, input_grad)
-    none = [n for n in PARAM_NAMES if grads[n] is None]
-    assert outcome.grads_none() == none
-    assert none == (["l1.weight", "l1.bias"] if use_reentrant and input_grad == "no" else [])
-    plain = toy_net()
-    x, y = toy_batch()
-    F.mse_loss(plain(x), y).backward()
-    for name, p in plain.named_parameters():  # checkpointing never changes a gradient it gives
-        if grads[name] is not None:
-            assert torch.allclose(grads[name], p.grad, atol=1e-7)
-
-
-def test_checkpoint_step_emits_no_warning():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        helpers.get_mechanism("checkpoint").run(use_reentrant=True, input_grad="no")
-
-
-def test_predict_quiz_on_checkpoint():
-    quiz = helpers.predict("checkpoint", use_reentrant=True, input_grad="no")
-    quiz.choose(["l1.weight", "l1.bias"])
-    assert quiz.check() is True
-    quiz.choose([])
-    assert quiz.check() is False
 
 
 # --- exercises --------------------------------------------------------------------------------

@@ -95,26 +95,6 @@ def test_graph_drops_l1_after_cut():
     assert "l2.weight (1, 3) grad: values" in outline
 
 
-def test_explorer_follows_the_control():
-    explorer = helpers.explore("detach")
-    assert explorer.options == {"cut": "l1"}
-    assert explorer.table.value.count('class="gfl-none"') == 2
-    explorer.controls["cut"].value = "none"
-    assert 'class="gfl-none"' not in explorer.table.value
-    explorer.set(cut="l2")
-    assert explorer.table.value.count('class="gfl-none"') == 4
-    assert "does not require grad" in explorer.table.value
-
-
-def test_predict_quiz():
-    quiz = helpers.predict("detach", cut="l1")
-    quiz.choose(["l1.weight", "l1.bias"])
-    assert quiz.check() is True
-    assert "Right!" in quiz.feedback.value
-    quiz.choose(["l1.weight"])
-    assert quiz.check() is False
-
-
 def test_exercise_03_1():
     # two paths from L1, one cut: L1 still gets a gradient along the other
     net = toy_net()

@@ -201,6 +201,8 @@ def test_forward_mode_ad_is_off_in_inference_mode_not_in_no_grad():
 
 
 def test_quiz_and_explorer():
+    """The quiz's answer is every parameter (L2's forward raises); the explorer's table shows
+    the error until the clone is switched on."""
     quiz = helpers.predict("inference_mode", part="l1", clone="no")
     quiz.choose(["l1.weight", "l1.bias"])
     assert quiz.check() is False and "Not quite" in quiz.feedback.value
@@ -210,7 +212,6 @@ def test_quiz_and_explorer():
     assert "Inference tensors cannot be saved" in explorer.table.value
     explorer.controls["clone"].value = "yes"
     assert "Inference tensors cannot be saved" not in explorer.table.value
-    assert explorer.outcome().grads_none() == ["l1.weight", "l1.bias"]
 
 
 @pytest.mark.parametrize("key,right,wrong", [

@@ -259,30 +259,6 @@ def test_errors_explained():
 
 # ---- explorer, quiz, exercises --------------------------------------------------------------
 
-def test_explorer_follows_pytorch():
-    explorer = helpers.explore(NAME)
-    assert explorer.table.value.count('class="gfl-none"') == 0
-    explorer.set(edit="set_none", layer="l1")
-    # l1.weight and l1.bias: None in "grad after edit" and in "grad"
-    assert explorer.table.value.count('class="gfl-none">None<') == 4
-    explorer.controls["how"].value = "hook"
-    assert explorer.table.value.count('class="gfl-none">None<') == 0
-    assert "hook returns None: grad kept" in explorer.table.value
-    explorer.controls["how"].value = "post_hook"
-    assert explorer.table.value.count('class="gfl-none">None<') == 4
-
-
-def test_quiz():
-    quiz = helpers.predict(NAME, edit="set_none", layer="l1", how="direct")
-    quiz.choose(["l1.weight", "l1.bias"])
-    assert quiz.check()
-    quiz.choose([])
-    assert not quiz.check()
-    quiz = helpers.predict(NAME, edit="set_none", layer="l1", how="hook")
-    quiz.choose([])
-    assert quiz.check()
-
-
 def test_exercises_solutions_pass_wrong_answers_fail():
     assert {"07.1", "07.2", "07.3"} <= set(EXERCISES)
     assert check("07.1", {"l2.bias"})
@@ -298,9 +274,15 @@ def test_exercises_solutions_pass_wrong_answers_fail():
     assert "Right." in repr(check("07.2", 0.875)) and "Not yet." in repr(check("07.2", 1.5))
 
 
+def test_edit_column_says_a_tensor_hook_cannot_drop_the_grad():
+    outcome = helpers.run(NAME, edit="set_none", layer="l1", how="hook")
+    assert outcome.params["l1.weight"].extra["edit"] == "hook returns None: grad kept"
+    assert outcome.params["l2.weight"].extra["edit"] == "-"
+    assert outcome.grads_none() == []
+
+
 def test_edit_norms_table():
-    from helpers.mechanisms.manual_grad_edits import edit_norms
-    table = edit_norms()
+    table = helpers.edit_norms_table()
     assert len(table.rows) == 15
     row = dict(zip(table.columns, next(r for r in table.rows if r[:2] == ["scale", "direct"])))
     assert row["l2.bias"] == f"values |{0.5 * float(G['l2.bias'].norm()):.4f}|"

@@ -125,30 +125,6 @@ def test_registered_with_its_notebook():
 
 # Explorer and quiz -----------------------------------------------------------------------
 
-def test_explorer_follows_pytorch():
-    explorer = helpers.explore("no_grad")
-    assert explorer.options == {"no_grad_over": "l1"}
-    assert explorer.table.value.count('class="gfl-none">None') == 2
-    explorer.controls["no_grad_over"].value = "none"
-    assert 'class="gfl-none"' not in explorer.table.value
-    explorer.set(no_grad_over="all")
-    assert explorer.table.value.count('class="gfl-none">None') == 4
-    assert "does not require grad" in explorer.table.value
-
-
-def test_quiz_marks_answers():
-    quiz = helpers.predict("no_grad", no_grad_over="l1")
-    quiz.choose(["l1.weight", "l1.bias"])
-    assert quiz.check() and "Right!" in quiz.feedback.value
-    quiz.choose([])
-    assert not quiz.check()
-    everything = helpers.predict("no_grad", no_grad_over="l2")
-    everything.choose(["l2.weight", "l2.bias"])
-    assert not everything.check()  # L1 was recorded, but its grads are None too
-    everything.choose(list(PARAM_NAMES))
-    assert everything.check()
-
-
 # Saved-tensor bytes ------------------------------------------------------------------------
 
 def test_saved_bytes_toy_net_hand_count():

@@ -138,28 +138,6 @@ def test_change_is_measured_after_the_warm_up_only():
     assert helpers.run("control").params["l1.weight"].changed  # other mechanisms unaffected
 
 
-def test_explorer_follows_pytorch():
-    explorer = helpers.explore("optimizer_subsets", params="all", optimizer="momentum",
-                               excluded="frozen")
-    before = explorer.table.value
-    assert before.count("<td>yes</td>") == 2  # only l2 moves
-    explorer.controls["excluded"].value = "zeros"
-    assert explorer.table.value != before
-    assert explorer.table.value.count("<td>yes</td>") == 4  # momentum moves the frozen l1 too
-    assert explorer.outcome().params["l1.weight"].grad == "zeros"
-
-
-def test_predict_quiz_default_has_no_none_grads():
-    quiz = helpers.predict("optimizer_subsets")
-    quiz.choose(["l1.weight", "l1.bias"])
-    assert not quiz.check()
-    quiz.choose([])
-    assert quiz.check() and "none of them" in quiz.feedback.value
-    frozen = helpers.predict("optimizer_subsets", excluded="frozen")
-    frozen.choose(["l1.weight", "l1.bias"])
-    assert frozen.check()
-
-
 def plain_expected_06_1():
     net, (x, y) = plain_net(), plain_batch()
     optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)

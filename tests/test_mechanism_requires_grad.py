@@ -6,7 +6,7 @@ from torch import nn
 
 import helpers
 from helpers.exercises import EXERCISES, check
-from helpers.mechanisms.requires_grad import freeze, trainable_parameters
+from helpers.mechanisms.requires_grad import freeze_layers, trainable_parameters
 from plain_toy import NAMES, Net, plain_batch, plain_net  # noqa: F401
 
 FROZEN_NAMES = {"none": set(), "l1": {"l1.weight", "l1.bias"}, "l2": {"l2.weight", "l2.bias"},
@@ -134,10 +134,10 @@ def test_graph_nodes_frozen_l1_vs_frozen_l2():
 
 def test_freeze_and_trainable_parameters_helpers():
     net = plain_net()
-    freeze(net, "l1")
+    freeze_layers(net, "l1")
     assert [p.requires_grad for p in net.parameters()] == [False, False, True, True]
     assert trainable_parameters(net) == [net.l2.weight, net.l2.bias]
-    freeze(net, "both")
+    freeze_layers(net, "both")
     assert trainable_parameters(net) == []
 
 
@@ -148,25 +148,6 @@ def test_truth_table_rows():
     assert table.column("grad l2.bias") == ["values *", "values *", "None", "None"]
     assert table.column("error")[:3] == ["", "", ""]
     assert table.column("error")[3] == "ValueError: optimizer got an empty parameter list"
-
-
-def test_explorer_follows_the_control():
-    explorer = helpers.explore("requires_grad")
-    assert 'class="gfl-none"' not in explorer.table.value
-    explorer.controls["frozen"].value = "l2"
-    assert explorer.table.value.count('class="gfl-none"') == 2
-    assert explorer.graph.value.count(">(not in graph)</text>") == 2  # drawn node labels
-    explorer.set(frozen="both")
-    assert explorer.table.value.count('class="gfl-none"') == 4
-    assert "optimizer got an empty parameter list" in explorer.table.value
-
-
-def test_predict_quiz():
-    quiz = helpers.predict("requires_grad", frozen="l2")
-    quiz.choose(["l2.weight", "l2.bias"])
-    assert quiz.check() is True
-    quiz.choose(["l1.weight", "l1.bias", "l2.weight", "l2.bias"])
-    assert quiz.check() is False
 
 
 def test_exercise_solutions_pass_and_wrong_answers_fail():

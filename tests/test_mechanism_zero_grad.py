@@ -179,33 +179,6 @@ def test_multiples_table():
                     == outcome.params[f"{layer}.bias"].extra["grad vs g1"])
 
 
-def test_explorer_follows_the_controls():
-    explorer = helpers.explore("zero_grad")
-    assert explorer.options == {"clear": "optimizer", "passes": 1, "optimizer_has": "all"}
-    # Default: cleared to None, one pass -> "None" after clearing for all four, then g1.
-    assert explorer.table.value.count('class="gfl-none"') == 4
-    assert ">g1<" in explorer.table.value
-    explorer.controls["clear"].value = "nothing"
-    assert explorer.table.value.count('class="gfl-none"') == 0
-    assert explorer.table.value.count(">2 × g1<") == 4
-    explorer.set(clear="optimizer", passes=0, optimizer_has="l2")
-    # l2's two grads are None in three columns: after clearing, vs g1, grad.
-    assert explorer.table.value.count('class="gfl-none"') == 6
-    assert explorer.graph.value.count("grad: None") == 2
-    explorer.set(clear="zeros")
-    assert explorer.table.value.count('class="gfl-zeros"') == 6
-
-
-def test_predict_quiz():
-    quiz = helpers.predict("zero_grad", clear="optimizer", passes=0, optimizer_has="l2")
-    quiz.choose(["l2.weight", "l2.bias"])
-    assert quiz.check() is True
-    quiz.choose(list(NAMES))
-    assert quiz.check() is False
-    quiz.choose([])
-    assert quiz.check() is False
-
-
 def accumulate_micro_batches(scale):
     """The exercise 01.3 pattern by hand: 4 micro-batches of 2 rows, each loss times scale."""
     net, (x, y) = plain_net(), plain_batch()

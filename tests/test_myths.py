@@ -212,8 +212,11 @@ def test_data_is_well_formed():
 def test_a_bad_verdict_or_notebook_is_refused():
     with pytest.raises(ValueError, match="verdict"):
         myths.Myth("k", "claim", "maybe", "why.", "03_detach")
-    with pytest.raises(ValueError, match="notebook"):
+    with pytest.raises(ValueError, match="unknown notebook '99_nothing'; valid notebooks: "
+                                         "00_start_here, 01_zero_grad"):
         myths.Myth("k", "claim", "false", "why.", "99_nothing")
+    with pytest.raises(ValueError, match="give its slug, '03_detach'"):
+        myths.Myth("k", "claim", "false", "why.", "03")
     with pytest.raises(ValueError, match="unknown myth 'nope'; valid: detach_copies"):
         myths.verdict("nope")
 
@@ -291,6 +294,10 @@ def test_verdict_display():
         "*Taught in [04 · torch.no_grad](04_no_grad.ipynb).*")
     assert repr(m).startswith("Verdict: false. eval() changes") and "`" not in repr(m)
     assert repr(m).endswith("(taught in 04_no_grad)")
+    # links carry the name helpers/lessons.py gives the notebook (its title cell's name)
+    assert myths.verdict("requires_grad_replaces_no_grad").link == \
+        "[02 · requires_grad_(False)](02_requires_grad.ipynb)"
+    assert myths.verdict("zero_grad_differ").link == "[01 · zero_grad](01_zero_grad.ipynb)"
 
 
 def test_claims_list_has_no_verdicts():

@@ -58,14 +58,6 @@ def test_reached_by_agrees_with_backward():
     assert patterns.reached_by(torch.zeros(2), named) == set()
 
 
-def test_count_nodes_counts_each_node_once():
-    w = torch.ones(2, requires_grad=True)
-    y = torch.tanh(torch.tanh(w)).sum() + torch.tanh(w).sum()
-    assert patterns.count_nodes(y, "TanhBackward0") == 3
-    assert patterns.count_nodes(y, "AddBackward0") == 1
-    assert patterns.count_nodes(torch.zeros(1), "TanhBackward0") == 0
-
-
 def test_every_correct_variant_is_ok_and_every_mistake_is_not():
     for name, item in patterns.PATTERNS.items():
         assert patterns.run_pattern(name).ok, name
@@ -74,11 +66,11 @@ def test_every_correct_variant_is_ok_and_every_mistake_is_not():
 
 
 def test_public_functions_and_bad_names():
-    assert patterns.gan(correct=True).mistake is None
-    assert patterns.gan(correct=False).mistake == "no_detach"
-    assert patterns.actor_critic(correct=False, mistake="no_clear").mistake == "no_clear"
+    assert patterns.gan_step(correct=True).mistake is None
+    assert patterns.gan_step(correct=False).mistake == "no_detach"
+    assert patterns.actor_critic_step(correct=False, mistake="no_clear").mistake == "no_clear"
     with pytest.raises(ValueError, match="only with correct=False"):
-        patterns.gan(correct=True, mistake="no_detach")
+        patterns.gan_step(correct=True, mistake="no_detach")
     with pytest.raises(ValueError, match="valid patterns"):
         patterns.run_pattern("vae")
     with pytest.raises(ValueError, match="'no_detach'"):
@@ -444,39 +436,67 @@ def test_draw_svg(require_tool):
 
 def test_summary_table_rows():
     table = patterns.summary_table()
+    assert table.columns == ["pattern", "variant", "guarded tensor reaches", "verdict",
+                             "what broke"]
     assert len(table.rows) == sum(1 + len(p.mistakes) for p in patterns.PATTERNS.values())
     assert table.column("verdict").count("ok") == len(patterns.PATTERNS)
+    # GAN without detach(), from the plain step above: d_loss reaches both, then it raises
+    gan_row = next(r for r in table.rows if r[0] == "gan" and r[1] != "correct")
+    assert gan_row[2:4] == ["discriminator, generator", "BROKEN"]
+    assert gan_row[4].startswith("error: Trying to backward through the graph a second time")
 
 
-def test_quiz_marks_answers():
-    quiz = patterns.predict_pattern("gan", mistake="no_detach", why="because")
-    quiz.choose(["discriminator"])
-    assert not quiz.check() and "Not quite" in quiz.feedback.value
-    quiz.choose(["generator", "discriminator"])
-    assert quiz.check() and "Right!" in quiz.feedback.value
+def test_quiz_and_explorer_are_the_series_widgets():
+    """One quiz class and one explorer class serve mechanisms and patterns alike."""
+    quiz, explorer = patterns.predict("gan"), patterns.explore("gan")
+    assert type(quiz) is type(helpers.predict("control"))
+    assert type(explorer) is type(helpers.explore("control"))
+    assert "gfl-quiz" in quiz._dom_classes and "gfl-explorer" in explorer._dom_classes
+
+
+def test_quiz_names_the_pattern_and_rejects_unknown_modules():
+    quiz = patterns.predict("gan", mistake="no_detach", why="because")
     assert repr(quiz) == "PatternQuiz('gan', mistake='no_detach')"
-    empty = patterns.predict_pattern("stopped_branch")
-    empty.choose([])
-    assert empty.check() and "none of them" in empty.feedback.value
+    assert list(quiz.boxes) == ["generator", "discriminator"]
+    quiz.choose(["generator", "discriminator"])
+    assert quiz.check() and "It reaches: generator, discriminator. because" in \
+        quiz.feedback.value
     with pytest.raises(ValueError, match="unknown module"):
         quiz.choose(["critic"])
+    with pytest.raises(ValueError, match="valid patterns"):
+        patterns.predict("vae")
 
 
-def test_explorer_redraws_without_a_browser():
-    explorer = patterns.explore_patterns("gan")
+def test_explorer_variants_follow_the_pattern():
+    explorer = patterns.explore("gan")
     assert repr(explorer) == "PatternExplorer('gan', mistake=None)"
-    assert "gfl-none" in explorer.table.value and "gradients flow as intended" in \
-        explorer.summary.value
-    explorer.variant.value = "no_detach"
-    assert "broken" in explorer.summary.value and "RuntimeError" in explorer.table.value
-    explorer.pattern.value = "actor_critic"
-    assert explorer.variant.value == "correct"
-    assert "critic.weight" in explorer.table.value
-    explorer.set(mistake="no_clear")
+    assert list(explorer.controls) == ["pattern", "variant"]
+    assert [label for label, _ in explorer.controls["pattern"].options] == [
+        p.title for p in patterns.PATTERNS.values()]
+    explorer.controls["variant"].value = "no_detach"
+    assert "RuntimeError" in explorer.table.value
+    explorer.controls["pattern"].value = "actor_critic"     # the variant goes back to correct
+    assert explorer.options == {"pattern": "actor_critic", "variant": "correct"}
+    assert [label for label, _ in explorer.controls["variant"].options] == [
+        "correct", "mistake: critic trained on the actor's action without detach()",
+        "mistake: critic's grads not cleared after the actor's step"]
+    assert "critic.weight" in explorer.table.value and "gan:" not in explorer.graph.value
+    explorer.set(variant="no_clear")
     assert "check failed" in explorer.table.value
-    explorer.set("ema", "no_no_grad")
+    explorer.set(pattern="ema", variant="no_no_grad")
     assert repr(explorer) == "PatternExplorer('ema', mistake='no_no_grad')"
-    assert "<svg" in explorer.graph.value or "<pre>" in explorer.graph.value
+    with pytest.raises(ValueError, match="valid variants: 'correct', 'no_no_grad'"):
+        explorer.set(variant="no_detach")
+    with pytest.raises(ValueError, match="valid patterns"):
+        explorer.set(pattern="vae")
+    assert repr(explorer) == "PatternExplorer('ema', mistake='no_no_grad')"  # unchanged
+
+
+def test_explorer_controls_carry_tooltips():
+    explorer = patterns.explore("ddpg", mistake="target_graph")
+    for name, control in explorer.controls.items():
+        tip = getattr(control, "tooltip", None) or getattr(control, "description_tooltip")
+        assert tip, name
 
 
 # --- exercises -----------------------------------------------------------------------------

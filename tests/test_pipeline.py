@@ -4,7 +4,6 @@ Run by ``make test`` beside the strict nbval run over notebooks/*.ipynb.
 """
 
 import fcntl
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+
+from conftest import digest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -298,14 +299,6 @@ def local_binder_requirements():
     return "\n".join(out) + "\n"
 
 
-def digest(*parts):
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else part.encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
 def run(cmd, **kwargs):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             **kwargs)
@@ -332,6 +325,10 @@ def ensure_binder_venv():
     BINDER_VENV.parent.mkdir(exist_ok=True)
     with open(BINDER_VENV.parent / "binder-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time
+        # setuptools leaves build/lib behind and copies it into the next wheel, so a module
+        # renamed since the last install would be installed twice: start from a fresh clone's.
+        for scratch in [ROOT / "build" / "lib", *(ROOT / "build").glob("bdist.*")]:
+            shutil.rmtree(scratch, ignore_errors=True)
         if not (python.exists() and env_stamp.exists() and env_stamp.read_text() == env_key):
             shutil.rmtree(BINDER_VENV, ignore_errors=True)
             run([sys.executable, "-m", "venv", BINDER_VENV])

@@ -1,5 +1,7 @@
-"""The series hangs together: README index, badges, the shared setup cell, links."""
+"""The series hangs together: README index, badges, the shared setup cell, links, the one
+table of notebooks (helpers/lessons.py) and the facade notebooks import from."""
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ SOURCES = sorted((ROOT / "notebooks" / "sources").glob("*.py"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import readme_index  # noqa: E402
+from helpers.lessons import LESSONS, lesson  # noqa: E402
 
 
 def first_code_cell(path):
@@ -58,3 +61,126 @@ def test_links_to_other_notebooks_exist(source):
     assert links, "every notebook links to the next one"
     for link in links:
         assert (ROOT / "notebooks" / "sources" / link.replace(".ipynb", ".py")).exists(), link
+
+
+# ----- one table of notebooks: helpers/lessons.py ---------------------------------------------
+
+def full_name(item):
+    return item.name + (f": {item.subtitle}" if item.subtitle else "")
+
+
+def test_lessons_list_exactly_the_notebook_twins_in_order():
+    assert [item.slug for item in LESSONS] == [source.stem for source in SOURCES]
+    assert [item.number for item in LESSONS] == [f"{i:02d}" for i in range(len(SOURCES))]
+    assert lesson("03") is lesson("03_detach") and lesson("03").file == "03_detach.ipynb"
+    with pytest.raises(ValueError, match="valid notebooks: 00_start_here, 01_zero_grad"):
+        lesson("99")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_title_cell_is_the_lessons_title(source):
+    cells = jupytext.read(source).cells
+    title = next(c.source for c in cells if c.cell_type == "markdown").splitlines()[0]
+    assert title == f"# {source.stem[:2]} · {full_name(lesson(source.stem))}"
+
+
+def series_map(current):
+    """The "## The series" list a notebook shows, written here from LESSONS."""
+    lines = []
+    for item in LESSONS:
+        name = full_name(item)
+        shown = f"**{name}** (this notebook)" if item.slug == current else f"[{name}]({item.file})"
+        lines.append(f"{int(item.number)}. {shown}")
+    return "\n".join(lines)
+
+
+SERIES_MAPS = [source for source in SOURCES if "\n# ## The series\n" in source.read_text()]
+
+
+def test_notebook_00_has_the_series_map():
+    assert SOURCES[0] in SERIES_MAPS
+
+
+@pytest.mark.parametrize("source", SERIES_MAPS, ids=lambda p: p.stem)
+def test_series_map_lists_every_notebook_by_its_lessons_name(source):
+    text = markdown(source)
+    shown = text.split("## The series\n", 1)[1].split("\n\n", 1)[0]
+    assert shown == series_map(source.stem)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_numbered_links_use_the_lessons_name(source):
+    """A link such as [Next: 03 · detach](03_detach.ipynb) names the notebook it opens, by
+    LESSONS' name or full title."""
+    links = re.findall(r"\[([^\]]*?)(\d{2}) · ([^\]]*)\]\((\d{2}_[a-z_]+)\.ipynb\)",
+                       markdown(source))
+    for _, number, text, slug in links:
+        item = lesson(slug)
+        assert number == item.number and text in (item.name, full_name(item)), \
+            f"[... {number} · {text}]({slug}.ipynb): helpers/lessons.py names it {item.title!r}"
+
+
+def test_teacher_plan_names_notebooks_as_lessons_does():
+    readme = readme_index.README.read_text()
+    plan = readme.split("<!-- teacher-plan:start -->\n", 1)[1].split("\n<!-- teacher-plan", 1)[0]
+    cells = [row.split("|")[2].strip() for row in plan.splitlines()[2:]]
+    assert cells[-1] == "Recap" and len(cells) > 5
+    for cell in cells[:-1]:
+        number = cell[1:3]
+        item = lesson(number)
+        assert cell == f"[{number} · {item.name}](notebooks/{item.slug}.ipynb)"
+
+
+def test_mechanisms_name_their_notebook_by_its_slug():
+    import helpers
+    import helpers.mechanisms  # noqa: F401  (registers every mechanism)
+
+    named = {m.name: m.notebook for m in helpers.MECHANISMS.values()}
+    assert len(named) >= 14 and named["detach"] == "03_detach"
+    for name, slug in named.items():
+        assert lesson(slug).slug == slug, name
+
+
+# ----- notebooks import only the facade: helpers.__all__ ----------------------------------------
+
+def test_every_name_in_helpers_all_resolves():
+    import helpers
+
+    assert len(set(helpers.__all__)) == len(helpers.__all__)
+    for name in helpers.__all__:
+        assert getattr(helpers, name) is not None, name
+    with pytest.raises(AttributeError, match="it offers: "):
+        helpers.no_such_name  # noqa: B018
+
+
+def facade_violations(tree, offered):
+    """Each use of helpers in a notebook's code that is not a name in helpers.__all__."""
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bad += [f"import {a.name}" for a in node.names if a.name.startswith("helpers.")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "helpers":
+            if node.module != "helpers" or node.level:
+                bad.append(f"from {node.module} import ...")
+            else:
+                bad += [f"from helpers import {a.name}" for a in node.names
+                        if a.name not in offered]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id == "helpers" and node.attr not in offered):
+            bad.append(f"helpers.{node.attr}")
+    return bad
+
+
+def test_facade_check_catches_each_kind_of_bypass():
+    code = ("import helpers\nimport helpers.toy\nfrom helpers.toy import toy_net\n"
+            "from helpers import run, lessons\nhelpers.run('control')\nhelpers.registry.X\n")
+    assert facade_violations(ast.parse(code), {"run"}) == [
+        "import helpers.toy", "from helpers.toy import ...", "from helpers import lessons",
+        "helpers.registry"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_imports_only_the_facade(source):
+    import helpers
+
+    assert facade_violations(ast.parse(source.read_text()), set(helpers.__all__)) == []

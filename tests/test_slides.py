@@ -27,9 +27,10 @@ def test_slide_rules_on_a_hand_made_notebook():
              new.new_markdown_cell("## Explorer\nClick."), new.new_code_cell('helpers.explore("x")'),
              new.new_code_cell("assert True"), new.new_markdown_cell("**A claim.** Shown below."),
              new.new_code_cell("assert 1"), new.new_markdown_cell("## Predict first"),
-             new.new_code_cell('helpers.predict("x")')]
+             new.new_code_cell('helpers.predict("x")'), new.new_markdown_cell("### Myth 1"),
+             new.new_code_cell("assert 2")]
     assert load_slides_tool().slide_types(cells) == [
-        "slide", "-", "slide", "slide", "slide", "subslide", "-", "slide", "-"]
+        "slide", "-", "slide", "slide", "slide", "subslide", "-", "slide", "-", "subslide", "-"]
 
 
 def test_explorer_is_recognised_by_its_output():
@@ -53,3 +54,11 @@ def test_notebook_carries_slide_metadata(path):
     explorers = [i for i, c in enumerate(nb.cells) if slides.shows_own_slide_widget(c)]
     for index in explorers:
         assert stored[index] == "slide", f"{path.name}: explorer cell {index} is not a slide"
+
+
+def test_each_myth_is_a_slide_of_its_own():
+    """A teacher votes on one claim at a time: every myth heading of 10 starts a (sub-)slide."""
+    nb = nbformat.read(ROOT / "notebooks" / "10_myths.ipynb", as_version=4)
+    myths = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("### Myth")]
+    assert len(myths) >= 8
+    assert all(c.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for c in myths)

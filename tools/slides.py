@@ -9,7 +9,8 @@ clean. tools/build_notebooks.py calls :func:`add_slide_metadata` on every notebo
 * a code cell that shows an explorer is a slide of its own, and the cell after it starts the
   next slide (a predict-first quiz stays on the slide of its question);
 * a markdown cell starting with a bold claim (``**...**``, the "What happened and why" claims)
-  starts a sub-slide (reveal.js: down arrow), with its asserting cell under it;
+  or a ``###`` heading (a myth, a pitfall) starts a sub-slide (reveal.js: down arrow), with its
+  cells under it;
 * every other cell continues the current slide.
 
 ``python tools/slides.py [NN_name ...] [--out slides]`` writes ``slides/NN_name.slides.html``
@@ -85,7 +86,8 @@ def slide_types(cells):
             kind = "slide"
         elif shows_own_slide_widget(cell) or shows_own_slide_widget(cells[index - 1]):
             kind = "slide"
-        elif cell.cell_type == "markdown" and source.startswith("**"):
+        elif cell.cell_type == "markdown" and (source.startswith("**") or
+                                               source.startswith("### ")):
             kind = "subslide"
         else:
             kind = "-"

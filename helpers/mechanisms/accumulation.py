@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from ..exercises import exercise
-from ..grad_table import Table
+from ..grad_table import grid_table
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_net
 
@@ -38,7 +38,7 @@ def sizes_of(split):
     return [int(part) for part in split.split("+")]
 
 
-def forward(net, x, norm="none"):
+def forward_with_norm(net, x, norm="none"):
     """The toy net's forward, with the hidden layer batch-normalised if ``norm="batchnorm"``."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
@@ -64,12 +64,13 @@ def micro_batch_loss(output, target, reduction, k, total):
     raise ValueError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
 
 
-def accumulate(net, x, y, split, reduction, norm="none"):
+def accumulate_micro_batches(net, x, y, split, reduction, norm="none"):
     """Backpropagate every micro-batch of ``split`` into ``net``'s grads; return the last loss."""
     sizes = sizes_of(split)
     loss = None
     for xb, yb in zip(x.split(sizes), y.split(sizes)):
-        loss = micro_batch_loss(forward(net, xb, norm), yb, reduction, len(sizes), len(x))
+        output = forward_with_norm(net, xb, norm)
+        loss = micro_batch_loss(output, yb, reduction, len(sizes), len(x))
         loss.backward()
     return loss
 
@@ -77,7 +78,7 @@ def accumulate(net, x, y, split, reduction, norm="none"):
 def big_batch_grads(net, x, y, norm="none"):
     """``{name: gradient}`` of the mean loss over the whole batch, on a copy of ``net``."""
     twin = copy.deepcopy(net)
-    loss = F.mse_loss(forward(twin, x, norm), y)
+    loss = F.mse_loss(forward_with_norm(twin, x, norm), y)
     return dict(zip(PARAM_NAMES, torch.autograd.grad(loss, list(twin.parameters()))))
 
 
@@ -99,7 +100,7 @@ def accumulation_step(ctx, split="6+2", reduction="mean/k", norm="none"):
     reference = big_batch_grads(ctx.net, ctx.x, ctx.y, norm)
     optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
     optimizer.zero_grad()
-    ctx.loss = accumulate(ctx.net, ctx.x, ctx.y, split, reduction, norm)
+    ctx.loss = accumulate_micro_batches(ctx.net, ctx.x, ctx.y, split, reduction, norm)
     ctx.note(COLUMN, {name: format_distance(relative_distance(p.grad, reference[name]))
                       for name, p in ctx.net.named_parameters()})
     optimizer.step()
@@ -122,28 +123,26 @@ ACCUMULATION = register(Mechanism(
 ))
 
 
-def distances(split, reduction, norm):
+def accumulation_distances(split, reduction, norm):
     """``{name: relative distance}`` of accumulated from big-batch grads on a fresh toy net."""
     net = toy_net()
     x, y = toy_batch()
     reference = big_batch_grads(net, x, y, norm)
-    accumulate(net, x, y, split, reduction, norm)
+    accumulate_micro_batches(net, x, y, split, reduction, norm)
     return {name: relative_distance(p.grad, reference[name])
             for name, p in net.named_parameters()}
 
 
 def accumulation_table():
     """Every split × reduction × norm: the largest relative distance from the big batch."""
-    rows = []
-    for norm in NORMS:
-        for split in SPLITS:
-            for reduction in REDUCTIONS:
-                worst = max(distances(split, reduction, norm).values())
-                rows.append([split, reduction, norm, format_distance(worst),
-                             "yes" if worst < ROUNDING else "no"])
-    return Table(["split", "reduction", "norm", "largest distance", "same as big batch"], rows,
-                 caption="accumulation: largest relative distance of any parameter's gradient "
-                         "from the big batch's (0 = equal up to float rounding)")
+    def cells(norm, split, reduction):
+        worst = max(accumulation_distances(split, reduction, norm).values())
+        return format_distance(worst), "yes" if worst < ROUNDING else "no"
+    return grid_table({"norm": NORMS, "split": SPLITS, "reduction": REDUCTIONS}, cells,
+                      ["largest distance", "same as big batch"],
+                      caption="accumulation: largest relative distance of any parameter's "
+                              "gradient from the big batch's (0 = equal up to float rounding)",
+                      shown=("split", "reduction", "norm"))
 
 
 # --- Exercises of notebook 12_at_scale ------------------------------------------------------

@@ -4,10 +4,11 @@ import torch
 
 from ..exercises import exercise
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+from ..outcome import params_with_grad_none, toy_net_after_backward
+from ..toy import LEARNING_RATE
 
 
-def plain_step(ctx, optimizer_step="yes", input_grad="no"):
+def control_step(ctx, optimizer_step="yes", input_grad="no"):
     """zero_grad, forward, backward, step: the standard loop body."""
     optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
     optimizer.zero_grad()
@@ -20,7 +21,7 @@ def plain_step(ctx, optimizer_step="yes", input_grad="no"):
 CONTROL = register(Mechanism(
     name="control",
     title="A plain training step",
-    step=plain_step,
+    step=control_step,
     options=(
         Option("optimizer_step", {"yes": "optimizer.step()", "no": "no step"}, "yes",
                "Run optimizer.step() after backward()?"),
@@ -35,16 +36,10 @@ CONTROL = register(Mechanism(
 @exercise("00.1", why="A gradient has its parameter's shape: l1 maps 4 inputs to 3 units, so "
           "l1.weight and its grad are (3, 4).")
 def _l1_weight_grad_shape():
-    net = toy_net()
-    x, y = toy_batch()
-    toy_loss(net(x), y).backward()
-    return tuple(net.l1.weight.grad.shape)
+    return tuple(toy_net_after_backward().l1.weight.grad.shape)
 
 
 @exercise("00.2", why="In the plain step every parameter requires grad and the loss depends on "
           "all of them, so none is left None.")
 def _grads_none_in_plain_step():
-    net = toy_net()
-    x, y = toy_batch()
-    toy_loss(net(x), y).backward()
-    return {name for name, p in net.named_parameters() if p.grad is None}
+    return params_with_grad_none(toy_net_after_backward())

@@ -21,6 +21,8 @@ import torch
 
 from .. import custom_grad
 from ..exercises import exercise
+from ..grad_table import extra_column_table
+from ..outcome import toy_net_after_backward
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 
@@ -49,7 +51,7 @@ def apply_trick(t, trick, form):
             "scale": lambda: custom_grad.scale_grad_expr(t, SCALE)}[trick]()
 
 
-def forward(net, x, trick="none", where="after_relu", form="function"):
+def forward_with_trick(net, x, trick="none", where="after_relu", form="function"):
     """The toy net's forward pass with ``trick`` inserted at ``where``."""
     h = net.l1(x)
     if where == "after_l1":
@@ -65,10 +67,7 @@ def forward(net, x, trick="none", where="after_relu", form="function"):
 
 def plain_grads():
     """Each parameter's gradient in one plain step of a fresh toy net."""
-    net = toy_net()
-    x, y = toy_batch()
-    toy_loss(net(x), y).backward()
-    return {n: p.grad.clone() for n, p in net.named_parameters()}
+    return {n: p.grad.clone() for n, p in toy_net_after_backward().named_parameters()}
 
 
 def versus_plain(grad, plain):
@@ -83,14 +82,14 @@ def versus_plain(grad, plain):
     return "same" if k == 1 else f"{k:g} x plain"
 
 
-def trick_step(ctx, trick="reverse", where="after_relu", form="function"):
+def custom_gradients_step(ctx, trick="reverse", where="after_relu", form="function"):
     """One SGD step of the toy net with ``trick`` (as ``form``) inserted at ``where``."""
     net = ctx.net
     optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
     optimizer.zero_grad()
     # retain_graph=True only so the graph can be drawn afterwards: torchviz reads a custom
     # Function node's saved_tensors, which raises once backward() has freed them.
-    ctx.loss_of(forward(net, ctx.x, trick, where, form)).backward(retain_graph=True)
+    ctx.loss_of(forward_with_trick(net, ctx.x, trick, where, form)).backward(retain_graph=True)
     plain = plain_grads()
     upstream = UPSTREAM[where] if trick != "none" else ()
     ctx.note("position", {n: "upstream" if n in upstream else "downstream"
@@ -102,27 +101,10 @@ def trick_step(ctx, trick="reverse", where="after_relu", form="function"):
     optimizer.step()
 
 
-def trick_table(form="function"):
-    """Every trick x insertion point: each parameter's gradient against the plain step."""
-    from ..grad_table import Table
-    from ..registry import cached_outcome
-
-    rows = []
-    for trick in TRICKS:
-        for where in WHERES:
-            outcome = cached_outcome("custom_gradients", (("trick", trick), ("where", where),
-                                                          ("form", form)))
-            rows.append([trick, where] + [outcome.params[n].extra["grad vs plain"]
-                                          for n in PARAM_NAMES])
-    return Table(["trick", "where"] + list(PARAM_NAMES), rows,
-                 caption=f"custom_gradients ({FORMS[form]}): each gradient against the "
-                         "plain step's")
-
-
 CUSTOM_GRADIENTS = register(Mechanism(
     name="custom_gradients",
     title="A gradient trick on the L1 -> L2 path",
-    step=trick_step,
+    step=custom_gradients_step,
     options=(
         Option("trick", TRICKS, "reverse", "Which gradient trick to insert"),
         Option("where", WHERES, "after_relu", "Where on the L1 -> ReLU -> L2 path"),
@@ -136,9 +118,16 @@ CUSTOM_GRADIENTS = register(Mechanism(
 ))
 
 
+def trick_table(form="function"):
+    """Every trick x insertion point: each parameter's gradient against the plain step."""
+    return extra_column_table("custom_gradients", ("trick", "where"), "grad vs plain",
+                              f"custom_gradients ({FORMS[form]}): each gradient against the "
+                              "plain step's", form=form)
+
+
 # ---- exercises -----------------------------------------------------------------------------
 
-class _Clamp(torch.autograd.Function):
+class ClampForgettingLimit(torch.autograd.Function):
     """Exercise 13.1: a clamp whose backward forgets its second input's gradient."""
 
     @staticmethod
@@ -152,26 +141,27 @@ class _Clamp(torch.autograd.Function):
         return grad_output * (t < limit), None
 
 
-def _exercise_13_1():
+@exercise("13.1", why="backward() returns one gradient per input of forward(); the None it "
+                      "returns for `limit` means 'no gradient', so limit.grad stays None "
+                      "although limit requires grad. If you answered an empty set: None here "
+                      "is not a zero gradient, it is no gradient at all. The toy net's four "
+                      "parameters all get one: L1's through grad_output * (t < limit), L2's "
+                      "after the clamp as usual.")
+def grads_none_with_clamp_forgetting_limit():
     net = toy_net()
     x, y = toy_batch()
     limit = torch.nn.Parameter(torch.tensor(0.5))
-    out = net.l2(_Clamp.apply(torch.relu(net.l1(x)), limit))
+    out = net.l2(ClampForgettingLimit.apply(torch.relu(net.l1(x)), limit))
     toy_loss(out, y).backward()
     named = dict(net.named_parameters(), limit=limit)
     return {n for n, p in named.items() if p.grad is None}
 
 
-exercise("13.1", why="backward() returns one gradient per input of forward(); the None it "
-                     "returns for `limit` means 'no gradient', so limit.grad stays None "
-                     "although limit requires grad. If you answered an empty set: None here is "
-                     "not a zero gradient, it is no gradient at all. The toy net's four "
-                     "parameters all get one: L1's through grad_output * (t < limit), L2's "
-                     "after the clamp as usual."
-         )(_exercise_13_1)
-
-
-def _exercise_13_2():
+@exercise("13.2", why="The gradient flowing back into L1 passes through ScaleGrad (x 0.1) and "
+                      "then GradReverse (x -2.0): l1.bias.grad is -0.2 x the plain one. If you "
+                      "answered 0.1 or -2.0 you counted one trick only; 1.0 is L2's ratio "
+                      "(both forwards are the identity, so L2 is unchanged).")
+def l1_bias_grad_ratio_reversed_then_scaled():
     net = toy_net()
     x, y = toy_batch()
     a = custom_grad.scale_grad(torch.relu(custom_grad.grad_reverse(net.l1(x), 2.0)), SCALE)
@@ -180,23 +170,15 @@ def _exercise_13_2():
     return round(float((net.l1.bias.grad * plain).sum() / (plain * plain).sum()), 6)
 
 
-exercise("13.2", why="The gradient flowing back into L1 passes through ScaleGrad (x 0.1) and "
-                     "then GradReverse (x -2.0): l1.bias.grad is -0.2 x the plain one. If you "
-                     "answered 0.1 or -2.0 you counted one trick only; 1.0 is L2's ratio (both "
-                     "forwards are the identity, so L2 is unchanged).")(_exercise_13_2)
-
-
-def _exercise_13_3():
+@exercise("13.3", why="autograd.grad(..., create_graph=True) gives g = 3 w**2 as a tensor with "
+                      "its own graph (and puts nothing into w.grad); backward() through "
+                      "loss + g.sum() adds both terms' gradients: 3 w**2 + 6 w. If you answered "
+                      "6 w, you left out the loss's own gradient; 3 w**2, you left out the "
+                      "gradient that flows back through g.")
+def grad_of_cube_sum_plus_its_gradient():
     torch.manual_seed(0)
     w = torch.randn(3, requires_grad=True)
     loss = (w ** 3).sum()
     (g,) = torch.autograd.grad(loss, w, create_graph=True)
     (loss + g.sum()).backward()
     return w.grad.detach().clone()
-
-
-exercise("13.3", why="autograd.grad(..., create_graph=True) gives g = 3 w**2 as a tensor with "
-                     "its own graph (and puts nothing into w.grad); backward() through "
-                     "loss + g.sum() adds both terms' gradients: 3 w**2 + 6 w. If you answered "
-                     "6 w, you left out the loss's own gradient; 3 w**2, you left out the "
-                     "gradient that flows back through g.")(_exercise_13_3)

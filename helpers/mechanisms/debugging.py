@@ -1,11 +1,8 @@
-"""Debugging (notebook 11_debugging): broken training steps, and the gradient doctor on them.
+"""Debugging (notebook 11_debugging): a bug from :mod:`helpers.bugs` planted into the small
+residual network (the step swaps the toy net for that model), and the gradient doctor on it.
 
-Two entries, both outside notebook 08's comparison (``in_comparison=False``):
-
-- ``broken_step``: the predict-first step on the toy net: a head replaced after the optimizer
-  was built, and L1 run under ``torch.no_grad()``; ``version="fixed"`` is the repaired step.
-- ``debugging``: one step of a bug from :mod:`helpers.bugs` planted into the small residual
-  network (the step swaps the toy net for that model), for the registry's views and benchmarks.
+Outside notebook 08's comparison (``in_comparison=False``). The predict-first step of notebook
+11 is its own mechanism, ``broken`` (:mod:`helpers.mechanisms.broken`).
 """
 
 import torch
@@ -15,41 +12,14 @@ from ..exercises import exercise
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
-VERSIONS = {"broken": "as written", "fixed": "fixed"}
-
-
-def broken_step(ctx, version="broken"):
-    """The predict-first step of notebook 11 (``"broken"``) or its repair (``"fixed"``)."""
-    net, x = ctx.net, ctx.x
-    if version == "broken":
-        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
-        net.l2 = torch.nn.Linear(3, 1)           # a fresh head, after the optimizer was built
-        ctx.start_measuring()                     # "changed" compares with the new head
-        with torch.no_grad():                     # meant: "do not train L1" (it never says so)
-            hidden = torch.relu(net.l1(x))
-    else:
-        net.l2 = torch.nn.Linear(3, 1)
-        ctx.start_measuring()
-        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
-        hidden = torch.relu(net.l1(x))
-    optimizer.zero_grad()
-    loss = ctx.loss_of(net.l2(hidden))
-    loss.backward()
-    optimizer.step()
-
-
-BROKEN_STEP = register(Mechanism(
-    name="broken_step",
-    title="A broken training step",
-    step=broken_step,
-    options=(Option("version", VERSIONS, "broken", "The step as written, or fixed"),),
-    notebook="11_debugging",
-    summary="L1 under no_grad gets no gradient; the replaced head gets one, but the optimizer "
-            "holds the old head, so it never moves.",
-    in_comparison=False,
-))
-
 BUG_CHOICES = {name: item.label for name, item in bugs.BUGS.items()}
+
+
+def planted_param_names(options):
+    """The parameters of the model bug ``options["bug"]`` runs on (some bugs add a module),
+    found without touching the global random state."""
+    with torch.random.fork_rng():
+        return tuple(name for name, _ in bugs.plant(options["bug"]).model.named_parameters())
 
 
 class _BackwardWatcher(torch.overrides.TorchFunctionMode):
@@ -86,6 +56,7 @@ DEBUGGING = register(Mechanism(
     summary="Each bug stops some parameters from training; the gradient doctor names which "
             "and why.",
     in_comparison=False,
+    param_names=planted_param_names,
 ))
 
 
@@ -100,20 +71,27 @@ def _diagnosed_causes(build):
     return {name: cause for name, cause in causes.items() if cause != "ok"}
 
 
+def sgd_loop_step(optimizer, compute_loss):
+    """The loop body of every exercise step: zero_grad, ``compute_loss()``, backward, step."""
+    def step():
+        optimizer.zero_grad()
+        loss = compute_loss()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
 def numpy_round_trip():
     """Exercise 11.1's step: L1's output scaled in NumPy and brought back."""
     net, (x, y) = toy_net(), toy_batch()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
 
-    def step():
-        optimizer.zero_grad()
+    def compute_loss():
         hidden = torch.relu(net.l1(x))
         hidden = torch.from_numpy(hidden.detach().numpy() * 2)
-        loss = toy_loss(net.l2(hidden), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return net, step, optimizer
+        return toy_loss(net.l2(hidden), y)
+    return net, sgd_loop_step(optimizer, compute_loss), optimizer
 
 
 def warm_up_from_zero():
@@ -121,13 +99,7 @@ def warm_up_from_zero():
     net, (x, y) = toy_net(), toy_batch()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: epoch / 10)
-
-    def step():
-        optimizer.zero_grad()
-        loss = toy_loss(net(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
+    step = sgd_loop_step(optimizer, lambda: toy_loss(net(x), y))
     step.scheduler = scheduler  # the learner calls scheduler.step() after each epoch
     return net, step, optimizer
 
@@ -140,14 +112,7 @@ def decorated_features():
     @torch.no_grad()
     def features(inputs):
         return torch.relu(net.l1(inputs))
-
-    def step():
-        optimizer.zero_grad()
-        loss = toy_loss(net.l2(features(x)), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return net, step, optimizer
+    return net, sgd_loop_step(optimizer, lambda: toy_loss(net.l2(features(x)), y)), optimizer
 
 
 @exercise("11.1", why="torch.from_numpy() makes a new tensor with no history, so the NumPy "

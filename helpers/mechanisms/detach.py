@@ -9,8 +9,9 @@ nothing when the cut is after L1).
 import torch
 
 from ..exercises import exercise
+from ..outcome import params_with_grad_none
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+from ..toy import toy_batch, toy_loss, toy_net
 
 CUTS = {"none": "nowhere", "l1": "after L1", "l2": "after L2"}
 
@@ -34,11 +35,7 @@ def forward_cut(net, x, where="none"):
 
 def detach_step(ctx, cut="none"):
     """zero_grad, a forward pass cut at ``cut``, backward, step."""
-    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
-    optimizer.zero_grad()
-    loss = ctx.loss_of(forward_cut(ctx.net, ctx.x, cut))
-    loss.backward()
-    optimizer.step()
+    ctx.sgd_step(lambda: forward_cut(ctx.net, ctx.x, cut))
 
 
 DETACH = register(Mechanism(
@@ -63,19 +60,17 @@ DETACH = register(Mechanism(
                       "(the empty set). {l1.weight, l1.bias} is the answer for a chain cut "
                       "after L1, where L1 has no other path to the loss.")
 def two_paths_one_cut_none():
-    net = toy_net()
-    x, y = toy_batch()
+    net, (x, y) = toy_net(), toy_batch()
     h = torch.relu(net.l1(x))
     toy_loss(net.l2(h + h.detach()), y).backward()
-    return {name for name, p in net.named_parameters() if p.grad is None}
+    return params_with_grad_none(net)
 
 
 @exercise("03.2", why="The target must be a constant: target = y + 0.5 * net(x).detach(). "
                       "Without detach() the gradient also flows through the target and "
                       "l2.bias.grad comes out different (half the size here).")
 def bootstrapped_target_grad():
-    net = toy_net()
-    x, y = toy_batch()
+    net, (x, y) = toy_net(), toy_batch()
     target = y + 0.5 * net(x).detach()
     toy_loss(net(x), target).backward()
     return net.l2.bias.grad.clone()

@@ -13,7 +13,7 @@ import torch
 
 from ..exercises import exercise
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_net
+from ..toy import PARAM_NAMES, toy_batch, toy_net
 
 PARTS = {"none": "nothing", "l1": "L1 + ReLU", "all": "the whole forward"}
 
@@ -51,22 +51,18 @@ def forward_with_inference(net, x, part="l1", clone="no"):
     return net.l2(h)
 
 
-def inference_step(ctx, part="l1", clone="no"):
+def inference_mode_step(ctx, part="l1", clone="no"):
     """zero_grad, forward (part of it in inference mode), loss, backward, step."""
     ctx.note("in inference_mode", {
         name: "yes" if part == "all" or (part == "l1" and name.startswith("l1.")) else "no"
         for name in PARAM_NAMES})
-    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
-    optimizer.zero_grad()
-    out = forward_with_inference(ctx.net, ctx.x, part, clone)
-    ctx.loss_of(out).backward()
-    optimizer.step()
+    ctx.sgd_step(lambda: forward_with_inference(ctx.net, ctx.x, part, clone))
 
 
 INFERENCE_MODE = register(Mechanism(
     name="inference_mode",
     title="torch.inference_mode() inside a training step",
-    step=inference_step,
+    step=inference_mode_step,
     options=(
         Option("part", PARTS, "l1",
                "Which part of the forward runs under torch.inference_mode()?"),
@@ -87,7 +83,9 @@ INFERENCE_MODE = register(Mechanism(
                       "tensor. A view (reshape of a contiguous tensor, a slice, detach()) of an "
                       "inference tensor is one too, wherever it is made: if you said False for "
                       "the reshape, that is the rule you missed.")
-def _clone_outside_inside():
+def inference_flags_of_view_sum_and_clone():
+    """``is_inference()`` of a view of an inference tensor, of ``t + 0`` outside the mode, and
+    of ``t.clone()`` inside it."""
     with torch.inference_mode():
         t = torch.ones(4)
         inside = t.clone()
@@ -99,7 +97,8 @@ def _clone_outside_inside():
                       "does not require grad (torch.inference_mode(False) records again). v = "
                       "w[:2] is a view of the normal tensor w: it keeps w's flag (True) but has "
                       "no grad_fn, as a view made under no_grad does.")
-def _enable_grad_inside():
+def grad_flags_under_enable_grad():
+    """``requires_grad`` of a new result and of a view, made under inference_mode + enable_grad."""
     w = torch.ones(3, requires_grad=True)
     with torch.inference_mode(), torch.enable_grad():
         r = w * 2
@@ -111,7 +110,9 @@ def _enable_grad_inside():
                       "it refuses an inference tensor (a); detach() of an inference tensor is "
                       "still an inference tensor (c); clone() outside the mode is a normal "
                       "tensor (b).")
-def _train_head_on_cached_features():
+def head_inputs_that_train():
+    """Which of a: the inference features as they are, b: their clone, c: their detach(), L2
+    can train on (its forward and backward run)."""
     net = toy_net()
     x, _ = toy_batch()
     with torch.inference_mode():

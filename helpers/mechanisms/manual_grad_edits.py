@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from ..exercises import exercise
+from ..grad_table import extra_column_table, format_norm
+from ..outcome import grad_state, params_with_grad_none
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
@@ -66,7 +68,7 @@ def clip_tensor(grad, max_norm=MAX_NORM):
     return grad * torch.clamp(max_norm / (grad.norm() + 1e-6), max=1.0)
 
 
-def describe(edit, how, name, layer="both"):
+def edit_as_code(edit, how, name, layer="both"):
     """What the edit does to parameter ``name``, as the code a learner would write."""
     weight = name.endswith("weight")
     if edit == "mask" and not weight:
@@ -87,22 +89,33 @@ def describe(edit, how, name, layer="both"):
             "mask": "post-hook: p.grad.mul_(mask)"}[edit]
 
 
+def edit_in_place(p, edit):
+    """``edit`` on ``p.grad`` in place (or ``p.grad = None``); "clip" clips this tensor alone."""
+    if edit == "zero":
+        p.grad.zero_()
+    elif edit == "set_none":
+        p.grad = None
+    elif edit == "scale":
+        p.grad.mul_(SCALE)
+    elif edit == "clip":
+        nn.utils.clip_grad_norm_(p, MAX_NORM)
+    elif edit == "mask":
+        p.grad.mul_(column0_mask(p.grad))
+    else:
+        raise ValueError(f"unknown edit {edit!r}; valid: {', '.join(EDITS)}")
+
+
 def edit_grads_directly(params, edit):
-    """The edit on ``p.grad`` of ``params`` (a dict), run between backward() and step()."""
+    """The edit on ``p.grad`` of ``params`` (a dict), run between backward() and step().
+
+    "clip" clips the gradients of ``params`` together, by their total norm.
+    """
     if edit == "clip":
         nn.utils.clip_grad_norm_(params.values(), MAX_NORM)
         return
     for p in params.values():
-        if p.grad is None:
-            continue
-        if edit == "zero":
-            p.grad.zero_()
-        elif edit == "set_none":
-            p.grad = None
-        elif edit == "scale":
-            p.grad.mul_(SCALE)
-        elif edit == "mask":
-            p.grad.mul_(column0_mask(p.grad))
+        if p.grad is not None:
+            edit_in_place(p, edit)
 
 
 def tensor_hook(edit, seen=None):
@@ -136,16 +149,7 @@ def post_accumulate_hook(edit, seen=None):
     def hook(p):
         if seen is not None:
             seen.append(p.grad.clone())
-        if edit == "zero":
-            p.grad.zero_()
-        elif edit == "set_none":
-            p.grad = None
-        elif edit == "scale":
-            p.grad.mul_(SCALE)
-        elif edit == "clip":
-            nn.utils.clip_grad_norm_(p, MAX_NORM)
-        elif edit == "mask":
-            p.grad.mul_(column0_mask(p.grad))
+        edit_in_place(p, edit)
     return hook
 
 
@@ -168,15 +172,14 @@ def install_hooks(params, edit, how, seen=None):
     return handles
 
 
-def grad_text(grad):
-    """``None``, or the grad state and norm: ``values |0.3604|``."""
-    if grad is None:
-        return "None"
-    state = "zeros" if not torch.any(grad) else "values"
-    return f"{state} |{float(grad.norm()):.4f}|"
+def state_and_norm(grad):
+    """:func:`~helpers.outcome.grad_state`, with the norm when there is a grad:
+    ``values |0.3604|``."""
+    state = grad_state(grad)
+    return state if grad is None else f"{state} |{format_norm(float(grad.norm()))}|"
 
 
-def edit_step(ctx, edit="clip", layer="both", how="direct"):
+def manual_grad_edits_step(ctx, edit="clip", layer="both", how="direct"):
     """One SGD step with ``edit`` applied to ``layer``'s gradients, ``how`` as chosen."""
     net = ctx.net
     optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
@@ -193,43 +196,21 @@ def edit_step(ctx, edit="clip", layer="both", how="direct"):
     for handle in handles:
         handle.remove()
 
-    ctx.note("edit", {n: describe(edit, how, n, layer) if n in params else "-"
+    ctx.note("edit", {n: edit_as_code(edit, how, n, layer) if n in params else "-"
                       for n, _ in net.named_parameters()})
-    ctx.note("grad before edit", {n: grad_text(seen[n][0] if n in seen else before[n])
+    ctx.note("grad before edit", {n: state_and_norm(seen[n][0] if n in seen else before[n])
                                   for n in before})
-    ctx.note("grad after edit", {n: grad_text(p.grad) for n, p in net.named_parameters()})
+    ctx.note("grad after edit", {n: state_and_norm(p.grad) for n, p in net.named_parameters()})
     start = {n: p.detach().clone() for n, p in net.named_parameters()}
     optimizer.step()
     ctx.note("step moved p by", {n: f"{float((p.detach() - start[n]).norm()):.4f}"
                                  for n, p in net.named_parameters()})
 
 
-def edit_norms(layer="both"):
-    """Every edit x how on ``layer``: each parameter's grad after the edit (state and norm).
-
-    The truth table shows grad *states*; scale, clip and mask all leave "values", so this
-    table shows what they did to the norms.
-    """
-    from ..grad_table import Table
-    from ..registry import cached_outcome
-    from ..toy import PARAM_NAMES
-
-    rows = []
-    for edit in EDITS:
-        for how in HOWS:
-            outcome = cached_outcome("manual_grad_edits",
-                                     (("edit", edit), ("layer", layer), ("how", how)))
-            rows.append([edit, how] + [outcome.params[n].extra["grad after edit"]
-                                       for n in PARAM_NAMES])
-    return Table(["edit", "how"] + list(PARAM_NAMES), rows,
-                 caption=f"manual_grad_edits, layer={layer}: grad after the edit "
-                         "(state |norm|), before step()")
-
-
 MANUAL_GRAD_EDITS = register(Mechanism(
     name="manual_grad_edits",
     title="Editing gradients between backward() and step()",
-    step=edit_step,
+    step=manual_grad_edits_step,
     options=(
         Option("edit", EDITS, "clip", "What to do to the gradients after backward()"),
         Option("layer", LAYERS, "both", "Which layer's parameters the edit applies to"),
@@ -242,36 +223,41 @@ MANUAL_GRAD_EDITS = register(Mechanism(
 ))
 
 
+def edit_norms_table(layer="both"):
+    """Every edit x how on ``layer``: each parameter's grad after the edit (state and norm).
+
+    The truth table shows grad *states*; scale, clip and mask all leave "values", so this
+    table shows what they did to the norms.
+    """
+    return extra_column_table("manual_grad_edits", ("edit", "how"), "grad after edit",
+                              f"manual_grad_edits, layer={layer}: grad after the edit "
+                              "(state |norm|), before step()", layer=layer)
+
+
 # ---- exercises -----------------------------------------------------------------------------
-
-def _fresh():
-    net = toy_net()
-    x, y = toy_batch()
-    return net, x, y
-
 
 @exercise("07.1", why="A tensor hook that returns None keeps the gradient, so l1.weight gets "
                       "its values. Only p.grad = None (after backward, or in a post-accumulate "
                       "hook) leaves .grad as None.")
-def _exercise_1():
-    net, x, y = _fresh()
+def grads_none_after_hooks_that_drop():
+    net, (x, y) = toy_net(), toy_batch()
     net.l1.weight.register_hook(lambda grad: None)
 
     def drop(p):
         p.grad = None
     net.l2.bias.register_post_accumulate_grad_hook(drop)
     toy_loss(net(x), y).backward()
-    return {n for n, p in net.named_parameters() if p.grad is None}
+    return params_with_grad_none(net)
 
 
 @exercise("07.2", why="The post-accumulate hook halves the whole .grad after each pass: "
                       "0.5 g, then 0.5 (0.5 g + g) = 0.75 g, then 0.5 (0.75 g + g) = 0.875 g. "
                       "A tensor hook would halve each incoming g instead: 3 x 0.5 g = 1.5 g.")
-def _exercise_2():
-    net, x, y = _fresh()
+def l2_bias_grad_ratio_after_three_halved_passes():
+    net, (x, y) = toy_net(), toy_batch()
     toy_loss(net(x), y).backward()
     single = net.l2.bias.grad.clone()
-    net, x, y = _fresh()
+    net = toy_net()
 
     def halve(p):
         p.grad.mul_(0.5)
@@ -284,8 +270,8 @@ def _exercise_2():
 @exercise("07.3", why="clip_grad_norm_ over all parameters scales every gradient by "
                       "0.25 / total norm; the manual step then subtracts 0.1 * grad under "
                       "torch.no_grad().")
-def _exercise_3():
-    net, x, y = _fresh()
+def l2_bias_after_clipped_manual_step():
+    net, (x, y) = toy_net(), toy_batch()
     toy_loss(net(x), y).backward()
     nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
     with torch.no_grad():

@@ -63,11 +63,7 @@ def no_grad_step(ctx, no_grad_over="l1"):
     When the output does not depend on anything recorded ("l2", "all"), ``backward()`` raises
     "element 0 of tensors does not require grad and does not have a grad_fn".
     """
-    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
-    optimizer.zero_grad()
-    output = forward_with_no_grad(ctx, no_grad_over)
-    ctx.loss_of(output).backward()
-    optimizer.step()
+    ctx.sgd_step(lambda: forward_with_no_grad(ctx, no_grad_over))
 
 
 NO_GRAD = register(Mechanism(

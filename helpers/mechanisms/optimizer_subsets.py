@@ -54,7 +54,7 @@ def param_groups(net, params):
     return [{"params": list(getattr(net, params).parameters())}]
 
 
-def make_optimizer(kind, groups, lr=LEARNING_RATE):
+def make_optimizer_of_kind(kind, groups, lr=LEARNING_RATE):
     """SGD, SGD with momentum, Adam or AdamW (with weight decay) over ``groups``."""
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr)
@@ -73,14 +73,14 @@ def fixed_layer(net, params):
     return net.l2 if params == "l1" else net.l1
 
 
-def freeze(layer, grads="none"):
+def freeze_and_clear(layer, grads="none"):
     """``requires_grad_(False)`` on ``layer``, then clear its grads (freezing alone keeps them):
     ``p.grad = None`` or, with ``grads="zeros"``, zeros (``zero_grad(set_to_none=False)``)."""
     layer.requires_grad_(False)
     layer.zero_grad(set_to_none=grads == "none")
 
 
-def train(ctx, optimizer, steps, set_to_none=True, before_step=None):
+def train_steps(ctx, optimizer, steps, set_to_none=True, before_step=None):
     """``steps`` iterations of the loop body: zero_grad, forward, backward, step."""
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=set_to_none)
@@ -142,23 +142,25 @@ def note_before_step(ctx, optimizer, counter):
     ctx.note("grad before step", {n: counter.describe(n, p) for n, p in named.items()})
 
 
-def subset_step(ctx, params="l2", optimizer="adam", excluded="alone"):
+def optimizer_subsets_step(ctx, params="l2", optimizer="adam", excluded="alone"):
     """Warm-up steps, then keep one layer fixed (or not), then more steps: what moves?"""
     counter = PassCounter(ctx.net)
-    opt = make_optimizer(optimizer, param_groups(ctx.net, params))
-    train(ctx, opt, WARMUP_STEPS)  # earlier training: momentum / Adam moments now exist
+    opt = make_optimizer_of_kind(optimizer, param_groups(ctx.net, params))
+    train_steps(ctx, opt, WARMUP_STEPS)  # earlier training: momentum / Adam moments now exist
     if excluded != "alone":
-        freeze(fixed_layer(ctx.net, params), grads="zeros" if excluded == "zeros" else "none")
+        freeze_and_clear(fixed_layer(ctx.net, params),
+                         grads="zeros" if excluded == "zeros" else "none")
     ctx.start_measuring()  # "changed by step" counts from here
     set_to_none = excluded != "zeros"  # the "zeros" loop uses zero_grad(set_to_none=False)
-    train(ctx, opt, STEPS_AFTER - 1, set_to_none)
-    train(ctx, opt, 1, set_to_none, before_step=lambda: note_before_step(ctx, opt, counter))
+    train_steps(ctx, opt, STEPS_AFTER - 1, set_to_none)
+    train_steps(ctx, opt, 1, set_to_none,
+                before_step=lambda: note_before_step(ctx, opt, counter))
 
 
 OPTIMIZER_SUBSETS = register(Mechanism(
     name="optimizer_subsets",
     title="Optimizer parameter subsets and freezing",
-    step=subset_step,
+    step=optimizer_subsets_step,
     options=(
         Option("params", PARAMS_CHOICES, "l2",
                "Which parameters the optimizer gets (for the warm-up and after it)"),

@@ -2,7 +2,8 @@
 
 Each option is an independent knob, and each knob is one sibling mechanism's own building block:
 
-- ``freeze``: :func:`helpers.mechanisms.requires_grad.freeze` (``requires_grad_(False)``);
+- ``freeze``: :func:`helpers.mechanisms.requires_grad.freeze_layers`
+  (``requires_grad_(False)``);
 - ``no_grad``: :func:`helpers.mechanisms.no_grad.layer_forward` runs L1 + ReLU under
   ``torch.no_grad()``;
 - ``inference``: :func:`helpers.mechanisms.inference_mode.first_half` runs L1 + ReLU under
@@ -29,8 +30,7 @@ from .inference_mode import first_half
 from .manual_grad_edits import edit_grads_directly, edited_params
 from .no_grad import layer_forward
 from .optimizer_subsets import held_lr, param_groups
-from .requires_grad import freeze as freeze_layers
-from .requires_grad import note_in_graph
+from .requires_grad import freeze_layers, note_in_graph
 from .zero_grad import clear_grads
 
 FREEZE_CHOICES = {"none": "nothing frozen", "l1": "freeze l1", "l2": "freeze l2"}

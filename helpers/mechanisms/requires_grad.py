@@ -8,7 +8,9 @@ a frozen *later* layer stays in it and passes gradients through to the layers be
 
 import torch
 
+from ..autograd_walk import reachable_leaves
 from ..exercises import exercise
+from ..outcome import params_with_grad_none
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
@@ -25,7 +27,7 @@ def layers_named(net, frozen):
     return {"none": [], "l1": [net.l1], "l2": [net.l2], "both": [net.l1, net.l2]}[frozen]
 
 
-def freeze(net, frozen):
+def freeze_layers(net, frozen):
     """``requires_grad_(False)`` on the layers ``frozen`` names: "none", "l1", "l2" or "both"."""
     for layer in layers_named(net, frozen):
         layer.requires_grad_(False)
@@ -36,31 +38,17 @@ def trainable_parameters(net):
     return [p for p in net.parameters() if p.requires_grad]
 
 
-def accumulate_grad_leaves(loss):
-    """The leaf tensors that have an ``AccumulateGrad`` node in ``loss``'s graph.
-
-    These are exactly the leaves ``loss.backward()`` will write a ``.grad`` into.
-    """
-    leaves, stack, seen = [], [loss.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if hasattr(node, "variable"):
-            leaves.append(node.variable)
-        stack += [fn for fn, _ in node.next_functions]
-    return leaves
-
-
 def note_in_graph(ctx, loss):
-    """Add a table column: does each parameter have an ``AccumulateGrad`` node in the graph?"""
-    leaves = accumulate_grad_leaves(loss)
+    """Add a table column: does each parameter have an ``AccumulateGrad`` node in the graph?
+
+    Those are exactly the leaves ``loss.backward()`` will write a ``.grad`` into.
+    """
+    leaves = reachable_leaves(loss)
     ctx.note("in graph", {name: "yes" if any(p is leaf for leaf in leaves) else "no"
                           for name, p in ctx.net.named_parameters()})
 
 
-def frozen_step(ctx, frozen="none"):
+def requires_grad_step(ctx, frozen="none"):
     """Notebook 02's recipe: freeze some layers, build an SGD optimizer over the trainable
     parameters, then forward, backward and step.
 
@@ -69,7 +57,7 @@ def frozen_step(ctx, frozen="none"):
     raises a ValueError before any forward pass (``backward()`` would raise next, as nothing
     the loss depends on requires grad).
     """
-    freeze(ctx.net, frozen)
+    freeze_layers(ctx.net, frozen)
     optimizer = torch.optim.SGD(trainable_parameters(ctx.net), lr=LEARNING_RATE)
     loss = ctx.loss_of(ctx.net(ctx.x))
     note_in_graph(ctx, loss)
@@ -80,7 +68,7 @@ def frozen_step(ctx, frozen="none"):
 REQUIRES_GRAD = register(Mechanism(
     name="requires_grad",
     title="Freezing layers with requires_grad_(False)",
-    step=frozen_step,
+    step=requires_grad_step,
     options=(
         Option("frozen", FROZEN_CHOICES, "none",
                "Which layer is frozen with requires_grad_(False)?"),
@@ -94,25 +82,28 @@ REQUIRES_GRAD = register(Mechanism(
 
 # Exercises of notebook 02. Each function computes the expected answer with plain PyTorch.
 
+def _loss_with_one_tensor_frozen(name):
+    """A fresh toy net whose parameter ``name`` (e.g. "l1.weight") alone is frozen, and its loss."""
+    net, (x, y) = toy_net(), toy_batch()
+    net.get_parameter(name).requires_grad_(False)
+    return net, toy_loss(net(x), y)
+
+
 @exercise("02.1", why="Freezing works per tensor: only l1.weight stops requiring grad. l1's "
                       "matmul is still recorded because l1.bias requires grad, so the other "
                       "three parameters all get gradients.")
-def _only_l1_weight_frozen():
-    net = toy_net()
-    x, y = toy_batch()
-    net.l1.weight.requires_grad_(False)
-    toy_loss(net(x), y).backward()
-    return {name for name, p in net.named_parameters() if p.grad is None}
+def _grads_none_with_l1_weight_frozen():
+    net, loss = _loss_with_one_tensor_frozen("l1.weight")
+    loss.backward()
+    return params_with_grad_none(net)
 
 
 @exercise("02.2", why="Freezing works per tensor: only l2.weight loses its AccumulateGrad node "
                       "(not 2: l2.bias still requires grad and keeps its node). l1.weight, "
                       "l1.bias and l2.bias have one each.")
-def _accumulate_grad_nodes_with_l2_weight_frozen():
-    net = toy_net()
-    x, y = toy_batch()
-    net.l2.weight.requires_grad_(False)
-    return len(accumulate_grad_leaves(toy_loss(net(x), y)))
+def _accumulate_grad_node_count_with_l2_weight_frozen():
+    _, loss = _loss_with_one_tensor_frozen("l2.weight")
+    return len(reachable_leaves(loss))
 
 
 @exercise("02.3", why="With l1 frozen only l2 trains: its weight (1 x 3) and bias (1) hold 4 "

@@ -27,7 +27,7 @@ PASSES_CHOICES = {0: "0 (no backward)", 1: "1", 2: "2", 3: "3"}
 OPTIMIZER_CHOICES = {"all": "model.parameters()", "l2": "only model.l2.parameters()"}
 
 
-def make_optimizer(net, optimizer_has="all"):
+def make_sgd(net, optimizer_has="all"):
     """Plain SGD over all of ``net``'s parameters, or (``"l2"``) over ``net.l2``'s only."""
     params = net.parameters() if optimizer_has == "all" else net.l2.parameters()
     return torch.optim.SGD(params, lr=LEARNING_RATE)
@@ -80,7 +80,7 @@ def note_multiples(ctx, g1, column="grad vs g1"):
 
 def zero_grad_step(ctx, clear="optimizer", passes=1, optimizer_has="all"):
     """Stale grads from the previous iteration, clear, ``passes`` x forward+backward, step."""
-    optimizer = make_optimizer(ctx.net, optimizer_has)
+    optimizer = make_sgd(ctx.net, optimizer_has)
     g1 = leave_stale_grads(ctx)
     clear_grads(ctx.net, optimizer, clear)
     ctx.note_grads("grad after clearing")
@@ -187,5 +187,5 @@ def full_batch_l1_grad():
 
 
 __all__ = ["ZERO_GRAD", "CLEAR_CHOICES", "PASSES_CHOICES", "OPTIMIZER_CHOICES",
-           "make_optimizer", "forward_backward", "leave_stale_grads", "clear_grads",
+           "make_sgd", "forward_backward", "leave_stale_grads", "clear_grads",
            "in_units_of", "note_multiples", "zero_grad_step", "multiples_table"]

@@ -158,9 +158,7 @@ helpers.truth_table("zero_grad")
 # `l2.weight`; where they differ, both are given).
 
 # %%
-from helpers.mechanisms.zero_grad import multiples_table
-
-multiples_table()
+helpers.multiples_table()
 
 # %% [markdown]
 # ## What happened and why
@@ -574,4 +572,4 @@ helpers.check("01.3", answer)
 # - [Zeroing out gradients in PyTorch (recipe)](https://pytorch.org/tutorials/recipes/recipes/zeroing_out_gradients.html)
 # - [Autograd mechanics](https://pytorch.org/docs/stable/notes/autograd.html)
 #
-# [Next: 02 · requires_grad_(False): freezing parameters](02_requires_grad.ipynb)
+# [Next: 02 · requires_grad_(False): freezing layers](02_requires_grad.ipynb)

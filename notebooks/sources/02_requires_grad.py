@@ -385,13 +385,13 @@ assert torch.equal(net.l1.weight, l1_before)
 # table).
 
 # %%
-from helpers.optimizers import names_where, survey
+from helpers import optimizers
 
-optimizers = survey()
+survey = optimizers.survey()
 print("move a parameter frozen mid-training (grad None):",
-      names_where(optimizers, "frozen after warm-up, grad None", "moves"))
-assert names_where(optimizers, "frozen from the start, grad None", "moves") == []
-assert names_where(optimizers, "frozen after warm-up, grad None", "moves") == ["LBFGS"]
+      optimizers.names_where(survey, "frozen after warm-up, grad None", "moves"))
+assert optimizers.names_where(survey, "frozen from the start, grad None", "moves") == []
+assert optimizers.names_where(survey, "frozen after warm-up, grad None", "moves") == ["LBFGS"]
 
 # %% [markdown]
 # So give the optimizer only the trainable parameters: it says what trains, and it does not
@@ -645,18 +645,5 @@ helpers.check("02.3", answer)
 # - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
 # - [`torch.optim.Optimizer.add_param_group`](https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.add_param_group.html)
 # - [Transfer learning tutorial](https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html)
-#
-# ## The series
-# 0. [Start here](00_start_here.ipynb)
-# 1. [zero_grad: clearing gradients](01_zero_grad.ipynb)
-# 2. **requires_grad_(False): freezing parameters** (this notebook)
-# 3. [detach: cutting the graph](03_detach.ipynb)
-# 4. [torch.no_grad: not recording](04_no_grad.ipynb)
-# 5. [torch.inference_mode](05_inference_mode.ipynb)
-# 6. [Optimizer parameter subsets](06_optimizer_subsets.ipynb)
-# 7. [Manual gradient edits](07_manual_grad_edits.ipynb)
-# 8. [Compare them all](08_compare_all.ipynb)
-# 9. [Patterns from real training code](09_patterns.ipynb)
-# 10. [Myths, tested](10_myths.ipynb)
 #
 # [Next: 03 · detach](03_detach.ipynb)

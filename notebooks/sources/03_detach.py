@@ -29,8 +29,8 @@
 #   backpropagation through time, GANs and actor-critic.
 #
 # **Prerequisites**: [00 · Start here](00_start_here.ipynb) (reading the graph and the gradient
-# table). [02 · requires_grad](02_requires_grad.ipynb) helps: an operation is recorded only if
-# one of its inputs requires grad.
+# table). [02 · requires_grad_(False)](02_requires_grad.ipynb) helps: an operation is recorded
+# only if one of its inputs requires grad.
 #
 # **Time**: about 25 minutes.
 
@@ -253,8 +253,6 @@ helpers.draw(cut_l2, beside=control)
 # anyway).
 
 # %%
-from helpers.costs import saved_tensor_bytes
-
 net = helpers.toy_net()
 
 
@@ -267,8 +265,8 @@ def forward_under_no_grad():
         return net(x)
 
 
-detached_bytes = saved_tensor_bytes(forward_then_detach, exclude=net)
-no_grad_bytes = saved_tensor_bytes(forward_under_no_grad, exclude=net)
+detached_bytes = helpers.costs.saved_tensor_bytes(forward_then_detach, exclude=net)
+no_grad_bytes = helpers.costs.saved_tensor_bytes(forward_under_no_grad, exclude=net)
 print("saved for backward, forward then detach():", detached_bytes, "bytes")
 print("saved for backward, forward under no_grad():", no_grad_bytes, "bytes")
 assert detached_bytes > 0 and no_grad_bytes == 0

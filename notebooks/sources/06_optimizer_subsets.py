@@ -290,12 +290,13 @@ assert not w.requires_grad and torch.allclose(w, torch.full((3,), 0.9))
 # amount whether `requires_grad` is `True` or `False`. Section 6 shows the whole table.
 
 # %%
-from helpers.optimizers import builtin_optimizers, names_where, survey
+from helpers import optimizers
 
-optimizers = survey()
-print(f"{len(builtin_optimizers())} optimizers; requires_grad ignored by:",
-      names_where(optimizers, "requires_grad ignored", "yes"))
-assert names_where(optimizers, "requires_grad ignored", "yes") == list(builtin_optimizers())
+survey = optimizers.survey()
+print(f"{len(optimizers.builtin_optimizers())} optimizers; requires_grad ignored by:",
+      optimizers.names_where(survey, "requires_grad ignored", "yes"))
+assert (optimizers.names_where(survey, "requires_grad ignored", "yes")
+        == list(optimizers.builtin_optimizers()))
 
 # %% [markdown]
 # **5. The trap: zeros are not `None`.** If a frozen parameter's grad is a tensor of zeros,
@@ -446,12 +447,12 @@ assert (steps_l1, steps_l2) == (3, 6)
 # Fix for LBFGS (and the safe habit for all): keep frozen parameters out of the optimizer.
 
 # %%
-none_movers = names_where(optimizers, "frozen after warm-up, grad None", "moves")
-zero_movers = names_where(optimizers, "frozen after warm-up, grad zeros", "moves")
+none_movers = optimizers.names_where(survey, "frozen after warm-up, grad None", "moves")
+zero_movers = optimizers.names_where(survey, "frozen after warm-up, grad zeros", "moves")
 assert none_movers == ["LBFGS"]
-assert names_where(optimizers, "frozen from the start, grad None", "moves") == []
+assert optimizers.names_where(survey, "frozen from the start, grad None", "moves") == []
 assert {"Adam", "AdamW", "LBFGS"} <= set(zero_movers) and "SGD" not in zero_movers
-optimizers
+survey
 
 # %% [markdown]
 # **7. A learning rate of 0 stops the update (not the work), except in Rprop.** In the `lr0`
@@ -483,9 +484,9 @@ assert lr0.params["l1.weight"].grad == "values"
 # least `1e-6` and so still moves; `SparseAdam` refuses `lr=0` outright.
 
 # %%
-lr0_column = dict(zip(optimizers.column("optimizer"), optimizers.column("lr=0")))
+lr0_column = dict(zip(survey.column("optimizer"), survey.column("lr=0")))
 print({name: cell for name, cell in lr0_column.items() if cell != "stays"})
-assert names_where(optimizers, "lr=0", "moves") == ["Rprop"]
+assert optimizers.names_where(survey, "lr=0", "moves") == ["Rprop"]
 assert all(cell in ("stays", "moves") or cell.startswith("refuses")
            for cell in lr0_column.values())
 assert lr0_column["SparseAdam"] == "refuses: Invalid learning rate: 0.0"
@@ -709,18 +710,5 @@ helpers.check("06.3", answer)
 #   [`torch.optim.AdamW`](https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html)
 #   (each page shows the update, with the weight decay term)
 # - [`torch.nn.Module.requires_grad_`](https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.requires_grad_)
-#
-# ## The series
-# 0. [Start here](00_start_here.ipynb)
-# 1. [zero_grad: clearing gradients](01_zero_grad.ipynb)
-# 2. [requires_grad_(False): freezing parameters](02_requires_grad.ipynb)
-# 3. [detach: cutting the graph](03_detach.ipynb)
-# 4. [torch.no_grad: not recording](04_no_grad.ipynb)
-# 5. [torch.inference_mode](05_inference_mode.ipynb)
-# 6. **Optimizer parameter subsets** (this notebook)
-# 7. [Manual gradient edits](07_manual_grad_edits.ipynb)
-# 8. [Compare them all](08_compare_all.ipynb)
-# 9. [Patterns from real training code](09_patterns.ipynb)
-# 10. [Myths, tested](10_myths.ipynb)
 #
 # [Next: 07 · Manual gradient edits](07_manual_grad_edits.ipynb)

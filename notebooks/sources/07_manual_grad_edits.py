@@ -68,8 +68,6 @@ import warnings
 
 from torch import nn
 
-from helpers.mechanisms.manual_grad_edits import edit_norms
-
 net = helpers.toy_net()
 x, y = helpers.toy_batch()
 control = helpers.run("control")
@@ -213,7 +211,7 @@ table
 # and mask the three ways give the same gradients; `set_none` and `clip` are where they differ.
 
 # %%
-norms = edit_norms("both")
+norms = helpers.edit_norms_table("both")
 by_edit = {}
 for row in norms.rows:
     by_edit.setdefault(row[0], []).append(row[2:])

@@ -28,7 +28,7 @@
 # - what each classic mistake does: an error, a leak of gradients, or a silently wrong update.
 #
 # **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the table),
-# [02 · requires_grad](02_requires_grad.ipynb), [03 · detach](03_detach.ipynb) and
+# [02 · requires_grad_(False)](02_requires_grad.ipynb), [03 · detach](03_detach.ipynb) and
 # [04 · torch.no_grad](04_no_grad.ipynb). Each pattern combines the tools of those notebooks.
 #
 # **Time**: about 40 minutes, and 5 more for "Going deeper".
@@ -93,9 +93,9 @@ helpers.draw(control)
 # press the button.
 
 # %%
-patterns.predict_pattern("gan", mistake="no_detach",
-                         why="fake carries the generator's history, so without detach() "
-                             "d_loss reaches the generator too.")
+patterns.predict("gan", mistake="no_detach",
+                 why="fake carries the generator's history, so without detach() "
+                     "d_loss reaches the generator too.")
 
 # %% [markdown]
 # **A skip connection whose side branch is frozen**, `branch.requires_grad_(False)`, and then
@@ -103,10 +103,10 @@ patterns.predict_pattern("gan", mistake="no_detach",
 # branch's output `branch(h)` reach?
 
 # %%
-patterns.predict_pattern("stopped_branch", mistake="freeze",
-                         why="A frozen layer gets no gradient itself, but its input h "
-                             "requires grad, so the layer is recorded and gradient flows "
-                             "through it into the stem.")
+patterns.predict("stopped_branch", mistake="freeze",
+                 why="A frozen layer gets no gradient itself, but its input h "
+                     "requires grad, so the layer is recorded and gradient flows "
+                     "through it into the stem.")
 
 # %% [markdown]
 # ## The patterns in code
@@ -151,9 +151,9 @@ fine_tune.table()
 # require grad, so the graph starts at the head (one `AddmmBackward0`, the head's).
 
 # %%
-assert patterns.count_nodes(fine_tune.loss, "AddmmBackward0") == 1
+assert patterns.count_nodes(fine_tune.loss, kind="AddmmBackward0") == 1
 no_freeze = patterns.run_pattern("fine_tune", "no_freeze")
-assert patterns.count_nodes(no_freeze.loss, "AddmmBackward0") == 2
+assert patterns.count_nodes(no_freeze.loss, kind="AddmmBackward0") == 2
 no_freeze.draw(beside=fine_tune)
 
 # %% [markdown]
@@ -266,9 +266,9 @@ assert silent.reached == {"student.weight", "student.bias"}
 
 longer = patterns.run_pattern("ema", "no_no_grad")   # one more update, outside no_grad
 e, p = longer.models["ema"].weight, longer.models["student"].weight
-updates_before = patterns.count_nodes(e, "MulBackward0")
+updates_before = patterns.count_nodes(e, kind="MulBackward0")
 e.mul_(0.9).add_(p, alpha=0.1)
-assert patterns.count_nodes(e, "MulBackward0") == updates_before + 1
+assert patterns.count_nodes(e, kind="MulBackward0") == updates_before + 1
 silent.draw(beside=ema)
 
 # %% [markdown]
@@ -513,7 +513,7 @@ frozen.draw(beside=skip)
 # graph follow. With a live kernel, try them all.
 
 # %%
-patterns.explore_patterns("gan")
+patterns.explore("gan")
 
 # %% [markdown]
 # ## Truth table

@@ -258,7 +258,6 @@ assert fast_path == {"grad mode": False, "no_grad": True, "inference_mode": True
                      "detach after": False}
 
 # %% [markdown]
-#
 # ### Myth 3: "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`"
 
 # %%
@@ -269,10 +268,8 @@ myths.verdict("zero_grad_differ")
 # 01's exercise uses). What is `l1.weight.grad` afterwards?
 
 # %%
-from helpers.mechanisms.zero_grad import ZERO_GRAD_CALLS
-
 after = {}
-for label, call in ZERO_GRAD_CALLS.items():
+for label, call in helpers.ZERO_GRAD_CALLS.items():
     model = helpers.toy_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     helpers.toy_loss(model(x), y).backward()
@@ -358,7 +355,8 @@ assert half_frozen(x).grad_fn is not None
 # %% [markdown]
 # Freezing also changes the model, until someone unfreezes it: see the pitfalls. Notebook 02
 # teaches freezing.
-#
+
+# %% [markdown]
 # ### Myth 5: "`eval()` turns off autograd"
 
 # %%
@@ -380,7 +378,8 @@ assert all(p.grad is not None for p in model.parameters())
 # %% [markdown]
 # Notebook 04 shows the other half: under `no_grad` a Dropout layer in training mode still
 # drops. The two switches are independent, and evaluation code wants both.
-#
+
+# %% [markdown]
 # ### Myth 6: "Optimizers skip frozen parameters"
 
 # %%
@@ -730,15 +729,15 @@ helpers.check("10.3", answer)
 #   (timing code fairly)
 #
 # ## The series
-# 0. [Start here](00_start_here.ipynb)
+# 0. [Start here: reading gradients in PyTorch](00_start_here.ipynb)
 # 1. [zero_grad: clearing gradients](01_zero_grad.ipynb)
-# 2. [requires_grad_(False): freezing parameters](02_requires_grad.ipynb)
+# 2. [requires_grad_(False): freezing layers](02_requires_grad.ipynb)
 # 3. [detach: cutting the graph](03_detach.ipynb)
 # 4. [torch.no_grad: not recording](04_no_grad.ipynb)
 # 5. [torch.inference_mode](05_inference_mode.ipynb)
-# 6. [Optimizer parameter subsets](06_optimizer_subsets.ipynb)
-# 7. [Manual gradient edits](07_manual_grad_edits.ipynb)
-# 8. [Compare them all](08_compare_all.ipynb)
+# 6. [Optimizer parameter subsets: what the optimizer moves](06_optimizer_subsets.ipynb)
+# 7. [Manual gradient edits: changing `.grad` before the step](07_manual_grad_edits.ipynb)
+# 8. [Compare them all: choosing the right tool](08_compare_all.ipynb)
 # 9. [Patterns from real training code](09_patterns.ipynb)
 # 10. **Myths, tested** (this notebook)
 # 11. [Why is my gradient None?](11_debugging.ipynb)

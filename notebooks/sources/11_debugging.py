@@ -85,7 +85,7 @@ helpers.draw(control)
 # button.
 
 # %%
-helpers.predict("broken_step",
+helpers.predict("broken",
                 why="L1 ran under no_grad, so autograd recorded nothing there: l1.weight and "
                     "l1.bias keep .grad None. The new head gets a gradient, but nothing "
                     "moves: the optimizer was built before net.l2 was replaced and holds "
@@ -162,7 +162,7 @@ bug_lab.BugLab("frozen")
 
 # %% [markdown]
 # ## Truth table
-# Every bug at once. Each bug's causes were written by hand in `helpers/bugs.py`; the cell
+# Every bug at once. Each bug's causes were written by hand in `helpers/bugs/`; the cell
 # checks that the doctor agrees.
 
 # %%
@@ -617,4 +617,4 @@ helpers.check("11.3", answer)
 # - [`torch.optim`: per-parameter options and `add_param_group`](https://pytorch.org/docs/stable/optim.html)
 # - [`torch.overrides.TorchFunctionMode`, how the doctor watches each call](https://pytorch.org/docs/stable/notes/extending.html#extending-all-torch-api-with-modes)
 #
-# [Previous: 10 · Myths, tested](10_myths.ipynb) · [Next: 12 · At scale](12_at_scale.ipynb)
+# [Previous: 10 · Myths, tested](10_myths.ipynb) · [Next: 12 · Gradient control at scale](12_at_scale.ipynb)

@@ -32,7 +32,7 @@
 #
 # **Prerequisites**: [01 · zero_grad](01_zero_grad.ipynb) (`backward()` adds into `.grad`) and
 # [07 · Manual gradient edits](07_manual_grad_edits.ipynb) (clipping).
-# [11 · Debugging](11_debugging.ipynb) helps.
+# [11 · Why is my gradient None?](11_debugging.ipynb) helps.
 #
 # **Time**: 10 minutes for the core, about 50 more for the "Going deeper" sections.
 
@@ -143,9 +143,7 @@ helpers.explore("accumulation")
 # Every combination; "largest distance" is the worst of the four parameters.
 
 # %%
-from helpers.mechanisms.accumulation import accumulation_table
-
-accumulation_table()
+helpers.accumulation_table()
 
 # %% [markdown]
 # ## What happened and why
@@ -155,18 +153,18 @@ accumulation_table()
 # sees, so none of these scalings undoes per-micro-batch statistics.
 
 # %%
-from helpers.mechanisms.accumulation import distances, format_distance
+from helpers import accumulation_distances, format_distance
 
 for split, reduction, norm in [("6+2", "mean/k", "none"), ("6+2", "weighted", "none"),
                                ("6+2", "sum/N", "none"), ("4+4", "mean/k", "none"),
                                ("4+4", "sum/N", "batchnorm")]:
-    worst = max(distances(split, reduction, norm).values())
+    worst = max(accumulation_distances(split, reduction, norm).values())
     print(f"{split:4} {reduction:9} {norm:10} largest distance {format_distance(worst)}")
-assert max(distances("6+2", "mean/k", "none").values()) > 0.1
-assert max(distances("6+2", "weighted", "none").values()) < 1e-5
-assert max(distances("6+2", "sum/N", "none").values()) < 1e-5
-assert max(distances("4+4", "mean/k", "none").values()) < 1e-5
-assert max(distances("4+4", "sum/N", "batchnorm").values()) > 0.1
+assert max(accumulation_distances("6+2", "mean/k", "none").values()) > 0.1
+assert max(accumulation_distances("6+2", "weighted", "none").values()) < 1e-5
+assert max(accumulation_distances("6+2", "sum/N", "none").values()) < 1e-5
+assert max(accumulation_distances("4+4", "mean/k", "none").values()) < 1e-5
+assert max(accumulation_distances("4+4", "sum/N", "batchnorm").values()) > 0.1
 
 # %% [markdown]
 # And the answer to the prediction: with the reentrant checkpoint, L1 gets nothing.
@@ -648,8 +646,8 @@ assert list(seen.values()) == [1, 1, 2, 2, 2, 3, 4, 4]
 # with `no_grad` evaluation compiles each variant once.
 #
 # ## Going deeper: the gradient doctor on a DDP step (4 minutes)
-# `helpers.diagnose(model, step, optimizer)` from [11 · Debugging](11_debugging.ipynb) runs a
-# step once, watched, and says why each parameter does or does not train. It runs inside one
+# `helpers.diagnose(model, step, optimizer)` from
+# [11 · Why is my gradient None?](11_debugging.ipynb) runs a step once, watched, and says why each parameter does or does not train. It runs inside one
 # process, so the run above also called it in each rank, on a DDP step of the toy net with `l1`
 # frozen (`distributed.diagnose_step`). Rank 0's report:
 

@@ -68,8 +68,7 @@ import warnings
 
 from torch import nn
 
-from helpers import custom_grad
-from helpers.mechanisms.custom_gradients import trick_table
+from helpers import custom_grad, trick_table
 
 x, y = helpers.toy_batch()
 control = helpers.run("control")

@@ -13,8 +13,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..exercises import exercise
+from ..outcome import params_with_grad_none
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE
 
 REENTRANT = {True: "use_reentrant=True", False: "use_reentrant=False"}
 INPUTS = {"no": "x plain", "yes": "x.requires_grad_()"}
@@ -36,15 +36,12 @@ def checkpointed_forward(net, x, use_reentrant):
 def checkpoint_step(ctx, use_reentrant=True, input_grad="no"):
     """zero_grad, a forward with L1 + ReLU checkpointed, backward, step."""
     x = ctx.x.requires_grad_(True) if input_grad == "yes" else ctx.x
-    optimizer = torch.optim.SGD(ctx.net.parameters(), lr=LEARNING_RATE)
-    optimizer.zero_grad()
     ctx.note("checkpointed", {"l1.weight": "yes", "l1.bias": "yes",
                               "l2.weight": "no", "l2.bias": "no"})
-    ctx.loss_of(checkpointed_forward(ctx.net, x, use_reentrant)).backward()
-    optimizer.step()
+    ctx.sgd_step(lambda: checkpointed_forward(ctx.net, x, use_reentrant))
 
 
-CHECKPOINTING = register(Mechanism(
+CHECKPOINT = register(Mechanism(
     name="checkpoint",
     title="Activation checkpointing of L1 + ReLU",
     step=checkpoint_step,
@@ -77,4 +74,4 @@ def frozen_embedding_reentrant_checkpoint():
         warnings.filterwarnings("ignore", message=NO_INPUT_GRAD)
         hidden = checkpoint(model[1], model[0](tokens), use_reentrant=True)
     model[2](hidden).sum().backward()
-    return {name for name, p in model.named_parameters() if p.grad is None}
+    return params_with_grad_none(model)
