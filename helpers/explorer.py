@@ -76,16 +76,22 @@ class Subject:
         """The explorer's repr in the state ``values``."""
         raise NotImplementedError
 
+    def key(self):
+        """What tells this subject from another of its class (render's cache key)."""
+        return ()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.key() == self.key()
+
+    def __hash__(self):
+        return hash((type(self), self.key()))
+
 
 @lru_cache(maxsize=None)
-def render(mechanism_name, options_items):
-    """(graph HTML, table HTML) for one option state; cached, so a repeat toggle is instant."""
-    outcome = cached_outcome(mechanism_name, options_items)
-    baseline = cached_outcome(BASELINE, ())
-    is_baseline = (mechanism_name == BASELINE
-                   and dict(options_items) == get_mechanism(BASELINE).defaults)
-    beside = None if is_baseline else baseline  # no plain step beside the plain step
-    return draw(outcome, beside=beside).html(), grad_table(outcome)._repr_html_()
+def render(subject, options_items):
+    """The panes' HTML of ``subject`` in one option state; cached (every step is
+    deterministic), so a state shown before redraws at once."""
+    return tuple(subject.render(dict(options_items)))
 
 
 class MechanismSubject(Subject):
@@ -106,9 +112,14 @@ class MechanismSubject(Subject):
     def resolve(self, **values):
         return self.mechanism.resolve(**values)
 
+    def key(self):
+        return self.mechanism.name
+
     def render(self, values):
-        graph, table = render(self.mechanism.name, tuple(values.items()))
-        return table, graph
+        outcome = cached_outcome(self.mechanism.name, tuple(values.items()))
+        is_baseline = self.mechanism.name == BASELINE and values == self.mechanism.defaults
+        beside = None if is_baseline else cached_outcome(BASELINE, ())  # not beside itself
+        return grad_table(outcome)._repr_html_(), draw(outcome, beside=beside).html()
 
     def describe(self, values):
         shown = "".join(f", {k}={v!r}" for k, v in values.items())
@@ -155,7 +166,8 @@ class Explorer(widgets.VBox):
         self._apply(values)
 
     def refresh(self):
-        for pane, text in zip(self.panes.values(), self.subject.render(self.options)):
+        for pane, text in zip(self.panes.values(),
+                              render(self.subject, tuple(self.options.items()))):
             pane.value = text
 
     def _settle(self, given):

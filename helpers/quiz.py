@@ -2,7 +2,8 @@
 
 :class:`Quiz` takes a question, its choices and the right answer (the set of choices to tick).
 ``predict(mechanism, why=..., **options)`` builds one for a mechanism's step: the choices are
-the toy net's four parameters, the answer those whose grads come back ``None``. Notebook 09's
+the parameters of the step's model (the toy net's four, unless the step swaps in another
+model), the answer those whose grads come back ``None``. Notebook 09's
 pattern quiz (``helpers.patterns.predict``) is the same widget over a pattern's modules.
 """
 

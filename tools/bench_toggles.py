@@ -41,9 +41,9 @@ def timed_change(explorer, option, value):
 
     start = time.perf_counter()
     explorer.controls[option].value = value
-    shown = (explorer.graph.value, explorer.table.value)
+    shown = tuple(pane.value for pane in explorer.panes.values())
     elapsed = time.perf_counter() - start
-    expected = render(explorer.mechanism.name, tuple(explorer.options.items()))
+    expected = render(explorer.subject, tuple(explorer.options.items()))
     if explorer.options[option] != value or shown != expected:
         raise RuntimeError(f"{explorer!r}: the change to {option}={value!r} was not shown")
     return elapsed
@@ -76,7 +76,7 @@ def measure_toggles(cold_repeats, warm_repeats):
 def cold_breakdown(repeats):
     """Where a cold render's time goes: medians (seconds) per stage over every option state.
 
-    Stages as helpers.explorer.render runs them: the two training steps (the state's and the
+    Stages as a mechanism explorer renders a state (MechanismSubject.render): the two training steps (the state's and the
     baseline's), the torchviz walk into Diagrams, Graphviz ``dot`` (a subprocess), the table.
     Plus ``dot`` alone on an empty graph: the cost of starting the program.
     """

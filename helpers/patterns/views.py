@@ -6,7 +6,6 @@ variant.
 """
 
 import html
-from functools import lru_cache
 
 from ..explorer import Explorer, Subject
 from ..grad_table import Table
@@ -49,21 +48,6 @@ def predict(name, mistake=None, why=""):
                 noun="module", label=f"PatternQuiz({name!r}, mistake={mistake!r})")
 
 
-@lru_cache(maxsize=None)
-def render(name, variant):
-    """(summary, table, graph) HTML of one variant; cached (steps are deterministic), so a
-    state shown before redraws at once."""
-    result = get_pattern(name).run(mistake_of(variant))
-    verdict = ("gradients flow as intended" if result.ok
-               else "broken: " + "; ".join(result.problems()))
-    # data-gfl-*: the pattern and variant shown now (read by tests/test_browser.py).
-    summary = (f"<div {hook(name, result.variant)}>"
-               f"<p><b>{html.escape(PATTERNS[name].title)}</b> &mdash; "
-               f"{html.escape(PATTERNS[name].summary)}</p>"
-               f"<p><b>{html.escape(result.label)}</b>: {html.escape(verdict)}</p></div>")
-    return summary, result.table()._repr_html_(), result.draw().html()
-
-
 class PatternSubject(Subject):
     """Every pattern and its variants, for an explorer: summary, table and graph of the step."""
 
@@ -90,7 +74,16 @@ class PatternSubject(Subject):
         return {"pattern": name, "variant": variant}
 
     def render(self, values):
-        return render(values["pattern"], values["variant"])
+        name, variant = values["pattern"], values["variant"]
+        result = get_pattern(name).run(mistake_of(variant))
+        verdict = ("gradients flow as intended" if result.ok
+                   else "broken: " + "; ".join(result.problems()))
+        # data-gfl-*: the pattern and variant shown now (read by tests/test_browser.py).
+        summary = (f"<div {hook(name, result.variant)}>"
+                   f"<p><b>{html.escape(PATTERNS[name].title)}</b> &mdash; "
+                   f"{html.escape(PATTERNS[name].summary)}</p>"
+                   f"<p><b>{html.escape(result.label)}</b>: {html.escape(verdict)}</p></div>")
+        return summary, result.table()._repr_html_(), result.draw().html()
 
     def describe(self, values):
         mistake = mistake_of(values["variant"])
