@@ -14,7 +14,6 @@ and the Python version; the package is reinstalled whenever helpers/ changes.
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import digest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,14 +30,6 @@ VENV = ROOT / "build" / "colab-venv"
 # What a Colab runtime already has; versions come from requirements*.txt (as constraints).
 COLAB_BASE = ["torch", "numpy", "matplotlib", "ipywidgets", "ipykernel", "nbclient", "nbformat"]
 PACKAGE_FILES = ["pyproject.toml", "README.md"]
-
-
-def digest(*parts):
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else part.encode())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 def clean_env():
