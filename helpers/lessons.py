@@ -20,8 +20,13 @@ class Lesson:
         return self.slug[:2]
 
     @property
+    def label(self):
+        """Number and name, as links to the notebook read: ``"03 · detach"``."""
+        return f"{self.number} · {self.name}"
+
+    @property
     def title(self):
-        return f"{self.number} · {self.name}" + (f": {self.subtitle}" if self.subtitle else "")
+        return self.label + (f": {self.subtitle}" if self.subtitle else "")
 
     @property
     def file(self):
@@ -29,7 +34,7 @@ class Lesson:
 
     def link(self):
         """Markdown link from one notebook to this one, e.g. ``[03 · detach](03_detach.ipynb)``."""
-        return f"[{self.number} · {self.name}]({self.file})"
+        return f"[{self.label}]({self.file})"
 
 
 LESSONS = (

@@ -1,12 +1,10 @@
 """Gradient accumulation (notebook 12_at_scale) against plain PyTorch written out here."""
 
 import itertools
-import warnings
 
 import pytest
 import torch
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint
 
 import helpers
 from helpers.compare import rows as comparison_rows
@@ -146,22 +144,6 @@ def test_exercise_12_1():
                for p, q in zip(net.parameters(), big.parameters()))
     assert check("12.1", 0.25) and check("12.1", 2 / 8)
     assert not check("12.1", 0.5) and not check("12.1", ...)
-
-
-def test_exercise_12_2():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Embedding(10, 4),
-                                torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()),
-                                torch.nn.Linear(4, 1))
-    model[0].requires_grad_(False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hidden = checkpoint(model[1], model[0](torch.tensor([1, 5, 7])), use_reentrant=True)
-    model[2](hidden).sum().backward()
-    none = {n for n, p in model.named_parameters() if p.grad is None}
-    assert none == {"0.weight", "1.0.weight", "1.0.bias"}
-    assert check("12.2", none)
-    assert not check("12.2", {"0.weight"})
 
 
 def test_exercise_12_3():

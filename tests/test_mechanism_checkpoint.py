@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 import helpers
+from helpers.exercises import check
 from helpers.toy import PARAM_NAMES, toy_batch, toy_net
 
 
@@ -44,3 +45,19 @@ def test_checkpoint_step_emits_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         helpers.get_mechanism("checkpoint").run(use_reentrant=True, input_grad="no")
+
+
+def test_exercise_12_2():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4),
+                                torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()),
+                                torch.nn.Linear(4, 1))
+    model[0].requires_grad_(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hidden = checkpoint(model[1], model[0](torch.tensor([1, 5, 7])), use_reentrant=True)
+    model[2](hidden).sum().backward()
+    none = {n for n, p in model.named_parameters() if p.grad is None}
+    assert none == {"0.weight", "1.0.weight", "1.0.bias"}
+    assert check("12.2", none)
+    assert not check("12.2", {"0.weight"})

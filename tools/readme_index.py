@@ -64,7 +64,7 @@ def plan_row(row):
     if not match:
         return row
     item = lesson(match.group(1))
-    cells[2] = f" {readme_link(item, f'{item.number} · {item.name}')} "
+    cells[2] = f" {readme_link(item, item.label)} "
     return "|".join(cells)
 
 
