@@ -29,6 +29,7 @@ LAZY_NAMES = {
     "accumulation_distances": "mechanisms.accumulation",
     "format_distance": "mechanisms.accumulation",
     "trick_table": "mechanisms.custom_gradients",
+    "graph_legend": "graph",
 }
 
 __all__ = ["check", "explore", "draw", "grad_table", "predict", "MECHANISMS", "get_mechanism",

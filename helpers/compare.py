@@ -1,14 +1,17 @@
 """Every mechanism side by side (notebook 08_compare_all), computed from the registry.
 
-- :func:`matrix`: one row per registered mechanism at its default options, plus the notable
-  variants in :data:`VARIANTS`, and a ``model.eval()`` row. Every column is measured by running
-  the mechanism's own step: the grad state of each parameter, whether the graph was built (and
-  how many backward nodes it has), the bytes the step's last forward saved for backward, which
-  parameters the step moved, and what happened to Dropout and BatchNorm.
+- :func:`matrix`: one row per registered mechanism at its defaults (labelled so), plus the
+  notable variants in :data:`VARIANTS`. Every column is measured by running the mechanism's own
+  step: the grad state of each parameter, how many backward nodes the loss reaches, the bytes
+  the step's last forward saved for backward, which parameters the step moved, what the step
+  did to Dropout and BatchNorm, and the error in full. A "vs plain step" column says which rows
+  equal the plain step (same grads and update, bit for bit) and how the others differ. A column
+  with the same value in every row is left out and named in the caption instead.
 - :func:`small_multiples`: the graphs of those rows beside the control graph, each with a note
   naming the backward nodes that the control graph has and this one lacks.
-- :func:`outcome_groups` / :func:`filtered_truth_table`: readable views of a large truth table
-  (the playground's).
+- :func:`outcome_groups` (from :mod:`helpers.truth_table`): a large truth table (the
+  playground's) as its distinct outcomes, each once, with how many combinations lead to it and
+  which ones.
 - :data:`DECISION_GUIDE` / :func:`decision_guide`: which tool for which situation, linked to
   its notebook.
 """
@@ -25,11 +28,13 @@ from torch import nn
 from .autograd_walk import count_nodes
 from .costs import SavedBytes
 from .grad_table import CSS, Table
+from .graph_reach import Reach
 from .graph import STYLE_NOTE, Diagram, GraphView, Node, diagram
 from .lessons import Lesson, lesson
 from .outcome import run_step
-from .registry import MECHANISMS, cached_outcome, get_mechanism
+from .registry import MECHANISMS, get_mechanism
 from .toy import PARAM_NAMES
+from .truth_table import outcome_groups, which  # noqa: F401  (read as compare.* in 08)
 
 BASELINE = "control"
 EXCLUDED = ("control", "playground")  # the baseline has its own row; the playground has a page
@@ -45,30 +50,33 @@ VARIANTS = {
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the matrix: a mechanism, its options (all of them) and a label."""
+    """One row of the matrix: a mechanism and its options (all of them, in declaration order)."""
 
     mechanism: str
-    options: tuple  # ((name, value), ...) in declaration order
-    eval_mode: bool = False  # call model.eval() before the step
+    options: tuple  # ((name, value), ...)
+
+    @property
+    def setting(self):
+        """The options in words: "defaults (cut=l1)", or only the ones changed ("frozen=l1")."""
+        mechanism = get_mechanism(self.mechanism)
+        changed = [f"{k}={v}" for k, v in self.options if mechanism.defaults[k] != v]
+        if changed:
+            return ", ".join(changed)
+        return "defaults (" + ", ".join(f"{k}={v}" for k, v in self.options) + ")"
 
     @property
     def label(self):
-        if self.eval_mode:
-            return "model.eval()"
-        mechanism = get_mechanism(self.mechanism)
-        changed = [f"{k}={v}" for k, v in self.options if mechanism.defaults[k] != v]
-        return self.mechanism + (f" ({', '.join(changed)})" if changed else "")
+        return f"{self.mechanism}: {self.setting}"
 
     @property
     def notebook(self):
-        """The :class:`~helpers.lessons.Lesson` that teaches the row (``model.eval()``: no_grad's,
-        where evaluation is taught)."""
-        return lesson(get_mechanism("no_grad" if self.eval_mode else self.mechanism).notebook)
+        """The :class:`~helpers.lessons.Lesson` that teaches the row."""
+        return lesson(get_mechanism(self.mechanism).notebook)
 
 
 def rows():
-    """The matrix rows: control, every mechanism at its defaults and its variants (in notebook
-    order), then ``model.eval()`` (the control step after ``model.eval()``)."""
+    """The matrix rows: control, then every mechanism at its defaults and its variants (in
+    notebook order)."""
     get_mechanism(BASELINE)  # imports every mechanism module
     result = [Row(BASELINE, tuple(get_mechanism(BASELINE).defaults.items()))]
     for mechanism in sorted(MECHANISMS.values(), key=lambda m: (m.notebook, m.name)):
@@ -76,8 +84,17 @@ def rows():
             continue
         for options in ({}, *VARIANTS.get(mechanism.name, ())):
             result.append(Row(mechanism.name, tuple(mechanism.resolve(**options).items())))
-    result.append(Row(BASELINE, result[0].options, eval_mode=True))
     return result
+
+
+def find_row(mechanism, **options):
+    """The matrix row of ``mechanism`` under ``options`` (defaults fill the rest)."""
+    resolved = tuple(get_mechanism(mechanism).resolve(**options).items())
+    for row in rows():
+        if row.mechanism == mechanism and row.options == resolved:
+            return row
+    raise ValueError(f"the matrix has no row {mechanism} {dict(resolved)}; rows: "
+                     + "; ".join(r.label for r in rows()))
 
 
 # --- measuring one row ------------------------------------------------------------------------
@@ -113,7 +130,8 @@ class Measured:
     row: Row
     outcome: object  # the Outcome of the step on the plain toy net
     saved_bytes: int  # bytes the last forward saved for backward
-    nodes: int  # backward nodes in the loss's graph
+    nodes: int  # backward nodes the loss reaches
+    cut_off: tuple  # the layers whose recorded output the loss cannot reach ("L1", ...)
     dropout_batchnorm: str  # the same step on a net with BatchNorm + Dropout
 
 
@@ -126,8 +144,6 @@ def measure(row):
     counter = {}
 
     def counted(ctx, **opts):
-        if row.eval_mode:
-            ctx.net.eval()
         # each loss ends a forward: the bytes of the last one are what its backward needs
         counter["bytes"] = saved = SavedBytes(exclude=ctx.net)
         ctx.loss_of = saved.ending(ctx.loss_of)
@@ -139,12 +155,12 @@ def measure(row):
 
     def with_layers(ctx, **opts):
         layers["hook"] = DropoutBatchNorm(ctx.net)
-        if row.eval_mode:
-            ctx.net.eval()
         mechanism.step(ctx, **opts)
 
     run_step(mechanism.name, options, with_layers)
-    return Measured(row, outcome, counter["bytes"].last, count_nodes(outcome.loss),
+    reach = Reach(outcome.loss, outcome.recorded)
+    cut_off = tuple(sorted({reach.layers[i] for i in reach.cut_ids if i in reach.layers}))
+    return Measured(row, outcome, counter["bytes"].last, count_nodes(outcome.loss), cut_off,
                     layers["hook"].describe())
 
 
@@ -154,40 +170,96 @@ def moved(outcome):
     return "all" if len(names) == len(PARAM_NAMES) else ", ".join(names) or "none"
 
 
-MATRIX_COLUMNS = ["mechanism", *(f"grad {n}" for n in PARAM_NAMES), "graph built",
-                  "saved bytes", "step moves", "Dropout / BatchNorm", "error"]
+def _same(a, b):
+    return a is None and b is None or a is not None and b is not None and torch.equal(a, b)
 
 
-def matrix_row(measured):
+def differences(measured, plain):
+    """What ``measured`` does differently from the plain step ``plain`` (empty: nothing).
+
+    Grads and the update are compared bit for bit, so a row whose grad states match the plain
+    step's but whose grads were scaled (clipping) still differs."""
+    a, b = measured.outcome.tensors, plain.outcome.tensors
+    found = {
+        "grads": not all(_same(a[n].grad, b[n].grad) for n in PARAM_NAMES),
+        "update": not all(torch.equal(a[n].detach(), b[n].detach()) for n in PARAM_NAMES),
+        "reachable nodes": reachable(measured) != reachable(plain),
+        "saved bytes": measured.saved_bytes != plain.saved_bytes,
+        "error": measured.outcome.error is not None,
+    }
+    return [name for name, differs in found.items() if differs]
+
+
+PLAIN_STEP = "this is the plain step"
+SAME = "same as the plain step"
+
+MATRIX_COLUMNS = ["mechanism", "options", "vs plain step", *(f"grad {n}" for n in PARAM_NAMES),
+                  "reachable nodes", "saved bytes", "step moves", "Dropout / BatchNorm",
+                  "error"]
+
+
+def reachable(measured):
+    """How many backward nodes the loss reaches ("no loss" when none was made), and the layers
+    the forward recorded but the loss cannot reach (cut off, as by ``detach()``)."""
+    if measured.outcome.loss is None:
+        return "no loss"
+    cut = f"; {', '.join(measured.cut_off)} recorded, cut off" if measured.cut_off else ""
+    return f"{measured.nodes}{cut}"
+
+
+def matrix_row(measured, plain):
     outcome = measured.outcome
-    graph = f"yes ({measured.nodes} nodes)" if measured.nodes else (
-        "no" if outcome.loss is not None else "no (no loss)")
-    error = outcome.error.message[:48] if outcome.error else ""
-    return [measured.row.label, *(outcome.params[n].grad for n in PARAM_NAMES), graph,
+    if measured.row == plain.row:
+        versus = PLAIN_STEP
+    else:
+        versus = "differs: " + ", ".join(differences(measured, plain)) \
+            if differences(measured, plain) else SAME
+    error = f"{outcome.error.kind}: {outcome.error.message}" if outcome.error else ""
+    return [measured.row.mechanism, measured.row.setting, versus,
+            *(outcome.params[n].grad for n in PARAM_NAMES), reachable(measured),
             measured.saved_bytes, moved(outcome), measured.dropout_batchnorm, error]
 
 
+def full_matrix():
+    """Every column of the matrix, constant ones included, as a :class:`Table`."""
+    measured = [measure(r) for r in rows()]
+    return Table(MATRIX_COLUMNS, [matrix_row(m, measured[0]) for m in measured])
+
+
 def matrix():
-    """The comparison matrix as a :class:`Table` (text and HTML views)."""
-    caption = ("Each mechanism at its defaults (and notable variants), measured by running its "
-               "step: grad state per parameter, backward nodes, bytes the last forward saved "
-               "for backward (beyond the weights), what the step moved, and what the same step "
-               "does to BatchNorm + Dropout placed after L1")
-    return Table(MATRIX_COLUMNS, [matrix_row(measure(r)) for r in rows()], caption=caption)
+    """The comparison matrix as a :class:`Table` (text and HTML views); a column whose value is
+    the same in every row is left out and named, with its value, in the caption."""
+    full = full_matrix()
+    constant = {c: full.rows[0][i] for i, c in enumerate(full.columns)
+                if i >= 2 and len(set(full.column(c))) == 1}
+    kept = [i for i, c in enumerate(full.columns) if c not in constant]
+    caption = ("Each mechanism at its defaults and a few variants, measured by running its "
+               "step: grad state per parameter, backward nodes the loss reaches (and a layer "
+               "recorded but cut off from it), bytes the last forward saved for backward "
+               "(beyond the weights), what the step moved, and the error. \"vs plain step\" "
+               "names what differs from the plain step, grads and update compared bit for "
+               "bit.")
+    if constant:
+        caption += " The same in every row, so not a column: " + "; ".join(
+            f"{c}: {v}" for c, v in constant.items()) + "."
+    return Table([full.columns[i] for i in kept], [[r[i] for i in kept] for r in full.rows],
+                 caption=caption)
 
 
-def matrix_entry(label, column):
-    """One cell of :func:`matrix`, found by row label and column name."""
-    table = matrix()
-    for row in table.rows:
-        if row[0] == label:
-            return row[table.columns.index(column)]
-    raise ValueError(f"no row {label!r}; rows: {', '.join(table.column('mechanism'))}")
+def matrix_entry(mechanism, column, **options):
+    """One cell of :func:`full_matrix`: the row of ``mechanism`` under ``options`` (defaults
+    fill the rest), the column by name."""
+    row = find_row(mechanism, **options)
+    table = full_matrix()
+    if column not in table.columns:
+        raise ValueError(f"no column {column!r}; columns: {', '.join(table.columns)}")
+    return table.rows[rows().index(row)][table.columns.index(column)]
 
 
 # --- small multiples --------------------------------------------------------------------------
 
 OP_STYLE = 'fillcolor="#e8e8e8"'
+NOT_REACHED = "the plain step reaches,\nthis loss does not:"
 
 
 def op_labels(item):
@@ -202,11 +274,12 @@ def pruned(item, control):
 
 
 def marked(item, control):
-    """``item`` with a note node listing its pruned backward nodes (if any)."""
+    """``item`` with a note node listing the backward nodes ``control``'s loss reaches and
+    ``item``'s does not (if any)."""
     text = pruned(item, control)
     if not text:
         return item
-    note = Node("pruned", "pruned vs control:\n" + text.replace(", ", "\n"), STYLE_NOTE)
+    note = Node("pruned", f"{NOT_REACHED}\n" + text.replace(", ", "\n"), STYLE_NOTE)
     return Diagram(item.nodes + (note,), item.edges, item.title, params=item.params)
 
 
@@ -214,7 +287,7 @@ class SmallMultiples:
     """Many graphs as small tiles, all drawn at the same ``scale``, wrapping across the page;
     a text outline as repr. (One SVG of a dozen graphs side by side would be far too wide.)"""
 
-    def __init__(self, diagrams, scale=0.6):
+    def __init__(self, diagrams, scale=0.85):
         self.diagrams = tuple(diagrams)
         self.scale = scale
 
@@ -241,55 +314,18 @@ class SmallMultiples:
 _SVG_SIZE = re.compile(r'<svg width="([0-9.]+)pt" height="([0-9.]+)pt"')
 
 
-def small_multiples(scale=0.6):
+def title(row):
+    """A tile's title: the mechanism and its step in words ("detach: detach after L1 ...")."""
+    return f"{row.mechanism}: {get_mechanism(row.mechanism).describe(**dict(row.options))}"
+
+
+def small_multiples(scale=0.85):
     """The graphs of the matrix rows as small tiles, the control graph first; each other graph
     carries a note naming the backward nodes it lacks compared with the control graph."""
     measured = [measure(r) for r in rows()]
-    control = diagram(measured[0].outcome, "control")
-    items = [control] + [marked(diagram(m.outcome, m.row.label), control)
-                         for m in measured[1:] if not m.row.eval_mode]
+    control = diagram(measured[0].outcome, title(measured[0].row))
+    items = [control] + [marked(diagram(m.outcome, title(m.row)), control) for m in measured[1:]]
     return SmallMultiples(items, scale)
-
-
-# --- readable views of a large truth table ----------------------------------------------------
-
-def _cells(outcome):
-    grads = [outcome.params[n].grad + (" *" if outcome.params[n].changed else "")
-             for n in PARAM_NAMES]
-    return grads + [outcome.error.message.split(".")[0][:60] if outcome.error else ""]
-
-
-def filtered_truth_table(name, **fixed):
-    """The truth table of ``name`` restricted to combinations with ``fixed`` option values."""
-    mechanism = get_mechanism(name)
-    mechanism.resolve(**fixed)  # validates names and values
-    free = [o.name for o in mechanism.options if o.name not in fixed]
-    rows_ = []
-    for combination in mechanism.combinations():
-        if all(combination[k] == v for k, v in fixed.items()):
-            outcome = cached_outcome(mechanism.name, tuple(combination.items()))
-            rows_.append([combination[k] for k in free] + _cells(outcome))
-    where = ", ".join(f"{k}={v}" for k, v in fixed.items())
-    return Table(free + [f"grad {n}" for n in PARAM_NAMES] + ["error"], rows_,
-                 caption=f"{name} where {where} (* = the step changed it)")
-
-
-def outcome_groups(name):
-    """Combinations of ``name`` grouped by outcome: how many lead to each, and the first one."""
-    mechanism = get_mechanism(name)
-    groups = {}
-    for combination in mechanism.combinations():
-        outcome = cached_outcome(mechanism.name, tuple(combination.items()))
-        key = tuple(_cells(outcome))
-        if key not in groups:
-            changed = {k: v for k, v in combination.items() if mechanism.defaults[k] != v}
-            groups[key] = [0, ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"]
-        groups[key][0] += 1
-    columns = ["combinations", "first example"] + [f"grad {n}" for n in PARAM_NAMES] + ["error"]
-    total = sum(count for count, _ in groups.values())
-    return Table(columns, [[count, example, *key] for key, (count, example) in groups.items()],
-                 caption=f"{name}: {total} combinations, {len(groups)} distinct outcomes "
-                         "(* = the step changed it)")
 
 
 # --- which one should I use? ------------------------------------------------------------------

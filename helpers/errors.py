@@ -5,8 +5,8 @@ from dataclasses import dataclass
 # (fragment of PyTorch's message, what it means in plain words)
 EXPLANATIONS = [
     ("does not require grad and does not have a grad_fn",
-     "Nothing the loss depends on requires grad, so no graph was recorded and there is "
-     "nothing for backward() to run through."),
+     "Nothing the loss depends on requires grad, so the loss has no graph (no grad_fn) and "
+     "there is nothing for backward() to run through."),
     ("Inference tensors cannot be saved for backward",
      "A tensor made inside torch.inference_mode() was needed by a later recorded operation. "
      "Inference tensors cannot be saved for backward; clone() it outside the mode first."),

@@ -3,7 +3,10 @@
 torchviz names each node by Python ``id()``, which changes every run. Here the nodes are renamed
 in the order torchviz first meets them (a fixed walk from the loss), and the parameters are
 styled by what happened to their ``.grad``: a parameter whose grad is ``None`` is grey and
-dashed, and one that never entered the graph is added, marked "not in graph".
+dashed; one without an ``AccumulateGrad`` node in the loss's graph is marked "not in graph"
+(and "frozen" when it does not require grad). The toy net's layers name their nodes ("L1
+AddmmBackward0"), and what a layer recorded that the loss cannot reach is drawn dotted grey
+(:mod:`helpers.graph_reach`). Titles are the mechanisms' descriptions in words.
 """
 
 import html
@@ -12,6 +15,8 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from .graph_reach import CUT_NOTE, Reach
 
 INSTALL_HINT = (
     "Graphviz's `dot` program was not found, so graphs are shown as text outlines. "
@@ -27,6 +32,10 @@ STYLE_GRAD = 'fillcolor="#cfe8ff" color="#1f5f99"'
 STYLE_NONE = 'fillcolor="#eeeeee" color="#888888" fontcolor="#555555" style="filled,dashed"'
 STYLE_LOSS = 'fillcolor="#d9f2c7"'
 STYLE_NOTE = 'shape=note fillcolor="#fff3cd"'
+STYLE_OP = 'fillcolor="#e8e8e8"'
+# Recorded by the forward pass, but the loss cannot reach it: dotted, greyed (edges too).
+STYLE_CUT = 'fillcolor="#f7f7f7" color="#808080" fontcolor="#555555" style="filled,dotted"'
+EDGE_CUT = '[style=dotted color="#808080"]'
 
 
 def import_torchviz():
@@ -83,20 +92,33 @@ class Diagram:
     params: tuple = field(default=(), kw_only=True)
 
     def summary(self):
-        """One sentence in words: which parameters get a gradient and which are ``None``."""
+        """In words: which parameters get a gradient and which are ``None``, then what was
+        recorded but cut off from the loss, then the notes (a layer that recorded nothing)."""
         if not self.params:
-            return f"{self.title or 'autograd graph'}."
+            return f"{self._title()}." + self._extras()
         got = [name for name, state, _ in self.params if state != "None"]
         missing = [name + ("" if in_graph else " (not in graph)")
                    for name, state, in_graph in self.params if state == "None"]
         parts = [f"gradients for {', '.join(got)}" if got else "no parameter gets a gradient"]
         if missing:
             parts.append(f"grad None for {', '.join(missing)}")
-        return f"{self.title or 'autograd graph'}: {'; '.join(parts)}."
+        return f"{self._title()}. {_capital('; '.join(parts))}." + self._extras()
+
+    def _title(self):
+        return _capital(self.title or "autograd graph")
+
+    def _extras(self):
+        cut = [n.label.split("\n")[0] for n in self.nodes
+               if n.style == STYLE_CUT and n.label.endswith(CUT_NOTE)]
+        text = f" Recorded but cut off from the loss: {', '.join(cut)}." if cut else ""
+        notes = (" ".join(n.label.split()) for n in self.nodes if n.style == STYLE_NOTE)
+        return text + "".join(f" {_capital(note.rstrip('.'))}." for note in notes)
 
     def dot_lines(self, prefix):
         lines = [f'{prefix}{n.name} [label="{_escape(n.label)}" {n.style}]' for n in self.nodes]
-        lines += [f"{prefix}{a} -> {prefix}{b}" for a, b in self.edges]
+        cut = {n.name for n in self.nodes if n.style == STYLE_CUT}
+        lines += [f"{prefix}{a} -> {prefix}{b}" + (f" {EDGE_CUT}" if b in cut else "")
+                  for a, b in self.edges]
         return lines
 
     def outline(self):
@@ -124,6 +146,10 @@ class Diagram:
         return "\n".join(header + lines)
 
 
+def _capital(text):
+    return text[:1].upper() + text[1:]
+
+
 def _escape(label):
     return label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -133,22 +159,32 @@ def _size_text(tensor):
 
 
 def diagram(outcome, title=""):
-    """The :class:`Diagram` of ``outcome``'s loss, parameters styled by their grad state."""
+    """The :class:`Diagram` of ``outcome``'s loss, parameters styled by their grad state, the
+    toy net's layers named, and what its layers recorded but the loss cannot reach greyed."""
     states = {name: p.grad for name, p in outcome.params.items()}
+    frozen = {name for name, p in outcome.params.items() if not p.requires_grad}
     note = outcome.error.kind if outcome.error else "no loss"
-    return loss_diagram(outcome.loss, outcome.tensors, states, title, note)
+    return loss_diagram(outcome.loss, outcome.tensors, states, title, note,
+                        calls=outcome.recorded, frozen=frozen)
 
 
-def loss_diagram(loss, tensors, states=None, title="", note="no loss"):
+def loss_diagram(loss, tensors, states=None, title="", note="no loss", calls=(), frozen=None):
     """The :class:`Diagram` of any ``loss`` with named parameter ``tensors``.
 
     ``states`` maps a name to "None"/"zeros"/"values"; by default each tensor's current
-    ``.grad`` decides. Parameters the graph never reaches are added, marked "not in graph".
+    ``.grad`` decides. A parameter without an ``AccumulateGrad`` node in the loss's graph is
+    marked "not in graph" (and "frozen" when it is in ``frozen``, by default when it does not
+    require grad). ``calls`` (:class:`~helpers.layer_calls.LayerCall`) name the layers' nodes;
+    what they recorded that the loss cannot reach, and no backward ran through, is drawn
+    dotted grey: recorded, cut off from the loss.
     """
     from .outcome import grad_state
 
     if states is None:
         states = {name: grad_state(t.grad) for name, t in tensors.items()}
+    if frozen is None:
+        frozen = {name for name, t in tensors.items() if not t.requires_grad}
+    reach = Reach(loss, calls)
     nodes, edges, names = [], [], {}
 
     def stable(raw):
@@ -156,18 +192,22 @@ def loss_diagram(loss, tensors, states=None, title="", note="no loss"):
             names[raw] = f"n{len(names)}"
         return names[raw]
 
+    in_graph = {name for name, t in tensors.items() if reach.reaches_leaf(t)}
     drawn = set()
     if loss is None:
         nodes.append(Node(stable("none"), f"no loss was computed\n({note})", STYLE_NOTE))
-    else:
+    roots = ([] if loss is None else [loss]) + reach.cut_outputs
+    if roots:
         torchviz = import_torchviz()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            dot = torchviz.make_dot(loss, params={**tensors, "loss": loss})
+            named = {**tensors} if loss is None else {**tensors, "loss": loss}
+            dot = torchviz.make_dot(tuple(roots), params=named)
         id_to_param = {str(id(t)): n for n, t in tensors.items()}
+        skipped = {str(id(t)) for t in reach.cut_outputs}  # their tensor nodes: drawn by layer
         for statement in dot.body:
             match = _STATEMENT.match(statement)
-            if not match:
+            if not match or skipped & {match.group(1), match.group(2)}:
                 continue
             first, second, attrs = match.groups()
             if second is not None:
@@ -179,22 +219,31 @@ def loss_diagram(loss, tensors, states=None, title="", note="no loss"):
             if first in id_to_param:
                 param = id_to_param[first]
                 drawn.add(param)
-                nodes.append(_param_node(name, param, tensors[param], states[param], True))
+                nodes.append(_param_node(name, param, tensors[param], states[param],
+                                         param in in_graph, param in frozen))
             elif label.startswith("loss\n"):
                 nodes.append(Node(name, "loss " + label.split("\n", 1)[1].strip(), STYLE_LOSS))
             elif fill == "lightblue":
-                nodes.append(Node(name, "leaf tensor " + label.strip(), STYLE_GRAD))
+                style = STYLE_GRAD if first in reach.leaf_ids else STYLE_CUT
+                nodes.append(Node(name, "leaf tensor " + label.strip(), style))
             else:
-                nodes.append(Node(name, label.strip(), 'fillcolor="#e8e8e8"'))
+                text, cut = reach.op_label(first, label.strip())
+                nodes.append(Node(name, text, STYLE_CUT if cut else STYLE_OP))
     for param, tensor in tensors.items():
         if param not in drawn:
-            nodes.append(_param_node(stable(param), param, tensor, states[param], False))
-    params = tuple((name, states[name], name in drawn) for name in tensors)
+            nodes.append(_param_node(stable(param), param, tensor, states[param], False,
+                                     param in frozen))
+    for layer, why in reach.unrecorded():
+        nodes.append(Node(stable("note " + layer), f"{layer} ran, recorded nothing:\n{why}",
+                          STYLE_NOTE))
+    params = tuple((name, states[name], name in in_graph) for name in tensors)
     return Diagram(tuple(nodes), tuple(edges), title, params=params)
 
 
-def _param_node(name, param, tensor, state, in_graph):
+def _param_node(name, param, tensor, state, in_graph, frozen=False):
     label = f"{param} {_size_text(tensor)}\ngrad: {state}"
+    if frozen:
+        label += "\nfrozen: requires_grad=False"
     if not in_graph:
         label += "\n(not in graph)"
     return Node(name, label, STYLE_NONE if state == "None" else STYLE_GRAD)
@@ -228,6 +277,33 @@ def svg_from_dot(source):
 PANEL_STYLE = "background: #f4f4f1; color: #1a1a1a; border-radius: 4px; padding: 2px"
 
 
+LEGEND = ("Arrows point from inputs to the loss; backward() runs against them. "
+          "Blue: .grad holds a gradient. Grey dashed: .grad is None. "
+          "\"not in graph\": no AccumulateGrad node in the loss's graph. "
+          "Dotted grey: recorded by the forward pass but cut off from the loss.")
+
+
+def legend_html():
+    """:data:`LEGEND` as one small line of HTML, legible in light and dark themes."""
+    return f'<p class="gfl-graph-legend" style="font-size: 0.85em; margin: 2px 0">' \
+           f"{html.escape(LEGEND)}</p>"
+
+
+class Legend:
+    """:data:`LEGEND` for a notebook cell: one line of HTML, the text as repr."""
+
+    def _repr_html_(self):
+        return legend_html()
+
+    def __repr__(self):
+        return LEGEND
+
+
+def graph_legend():
+    """The graphs' one-line legend, to show under a graph drawn with :func:`draw`."""
+    return Legend()
+
+
 class GraphView:
     """One or more diagrams side by side: SVG when ``dot`` exists, a text outline always.
 
@@ -235,9 +311,10 @@ class GraphView:
     and a ``<title>`` saying in words which parameters get gradients and which are ``None``.
     """
 
-    def __init__(self, diagrams):
+    def __init__(self, diagrams, legend=False):
         self.diagrams = tuple(diagrams)
         self.source = _dot_source(self.diagrams)
+        self.legend = legend
 
     def text_alternative(self):
         return " ".join(d.summary() for d in self.diagrams)
@@ -261,10 +338,13 @@ class GraphView:
         if svg is not None:
             # Scale a wide pair of graphs down to the output's width instead of cutting it off.
             svg = svg.replace(' style="', ' style="max-width: 100%; height: auto; ', 1)
-            return f'<div class="gfl-graph">{svg}</div>'
+            return f'<div class="gfl-graph">{svg}{self._legend()}</div>'
         return (f'<div class="gfl-graph gfl-no-dot"><p><em>{html.escape(INSTALL_HINT)}</em></p>'
                 f'<pre aria-label="{html.escape(self.text_alternative(), quote=True)}">'
-                f"{html.escape(self.outline())}</pre></div>")
+                f"{html.escape(self.outline())}</pre>{self._legend()}</div>")
+
+    def _legend(self):
+        return legend_html() if self.legend else ""
 
     def _repr_svg_(self):
         return self.svg
@@ -277,9 +357,15 @@ class GraphView:
 
 
 def describe_options(outcome):
-    """``name: a=1, b=2``, the title of an outcome's graph."""
-    options = ", ".join(f"{k}={v}" for k, v in outcome.options.items())
-    return f"{outcome.mechanism}: {options}" if options else outcome.mechanism
+    """The title of an outcome's graph in words: its mechanism's ``describe`` (the caption,
+    else ``name: a=1, b=2``); ``name: a=1, b=2`` for a mechanism that is not registered."""
+    from .registry import get_mechanism
+
+    try:
+        return get_mechanism(outcome.mechanism).describe(**outcome.options)
+    except ValueError:
+        options = ", ".join(f"{k}={v}" for k, v in outcome.options.items())
+        return f"{outcome.mechanism}: {options}" if options else outcome.mechanism
 
 
 def draw_loss(loss, named_parameters, title=""):
@@ -288,7 +374,8 @@ def draw_loss(loss, named_parameters, title=""):
 
 
 def draw(outcome, beside=None):
-    """The graph of ``outcome``; with ``beside`` (another outcome), that one on its left."""
+    """The graph of ``outcome``; with ``beside`` (another outcome), that one on its left. Its
+    HTML view (the explorer's pane) ends with the one-line :data:`LEGEND`."""
     items = [] if beside is None else [diagram(beside, describe_options(beside))]
     items.append(diagram(outcome, describe_options(outcome)))
-    return GraphView(items)
+    return GraphView(items, legend=True)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import costs
-from .exercises import exercise
+from .exercises import Hint, exercise
 from .grad_table import Table
 from .lessons import lesson
 from .toy import toy_batch, toy_net
@@ -67,8 +67,9 @@ MYTHS = (
          "`no_grad` is faster than `detach` because `detach` copies",
          "false",
          "`detach()` copies nothing. `no_grad` is cheaper because it never records the graph "
-         "nor saves activations, and some layers (the Transformer fast path) run faster "
-         "kernels with autograd off; detaching after the forward is too late for any of it.",
+         "nor saves activations, and some layers (the Transformer fast path, timed in 04) "
+         "run faster kernels with autograd off; detaching after the forward is too late for "
+         "any of it.",
          "03_detach"),
     Myth("zero_grad_differ",
          "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`",
@@ -79,7 +80,7 @@ MYTHS = (
     Myth("requires_grad_replaces_no_grad",
          "`requires_grad=False` replaces `no_grad` for inference",
          "it depends",
-         "Only if every parameter and every input is frozen: then nothing is recorded. One "
+         "Only if no parameter and no input requires grad: then nothing is recorded. One "
          "tensor that requires grad and the graph is back; `no_grad` covers the whole block "
          "and leaves the model as it was.",
          "02_requires_grad"),
@@ -217,49 +218,89 @@ def cost_chart(measured, memory_of=None):
 
 # --- exercises (notebook 10_myths) ---------------------------------------------------------------
 
-def _grad_fn_scenarios():
-    """Exercise 10.1's five ways of computing ``out``, each on a fresh toy net and batch."""
+def _grad_fn_scenarios(misreading=None):
+    """Exercise 10.1's five ways of computing ``out``, each run on a fresh toy net and batch.
+
+    ``misreading`` (a letter) swaps that scenario for what a common misreading of it expects,
+    run for real: (c) as if detaching the input cut the forward, (d) as if ``enable_grad()``
+    recorded even with nothing requiring grad, (e) as if ``no_grad`` covered the whole forward.
+    """
     def a(net, x):
-        net.eval()
+        net.l1.requires_grad_(False)
         return net(x)
 
     def b(net, x):
-        with torch.no_grad():
+        with torch.inference_mode():
             return net(x)
 
     def c(net, x):
-        net.requires_grad_(False)
-        return net(x)
+        return net(x.detach())
 
     def d(net, x):
         net.requires_grad_(False)
-        return net(x.requires_grad_())
+        with torch.enable_grad():
+            return net(x)
 
     def e(net, x):
-        return net(x).detach()
+        with torch.no_grad():
+            h = torch.relu(net.l1(x))
+        return net.l2(h)
 
-    return {"a": a, "b": b, "c": c, "d": d, "e": e}
+    misread = {"c": lambda net, x: net(x).detach(),
+               "d": lambda net, x: net(x),
+               "e": lambda net, x: b(net, x)}
+    scenarios = {"a": a, "b": b, "c": c, "d": d, "e": e}
+    if misreading is not None:
+        scenarios[misreading] = misread[misreading]
+    return scenarios
 
 
-@exercise("10.1", why="Only (b), (c) and (e) leave no grad_fn. eval() does not stop recording "
-                      "(a); a frozen model still records when its input requires grad (d).")
-def _no_grad_fn():
+def _letters_without_grad_fn(misreading=None):
+    """The scenarios of exercise 10.1 whose ``out`` has no ``grad_fn`` (``misreading``: see
+    :func:`_grad_fn_scenarios`)."""
     letters = set()
-    for letter, scenario in _grad_fn_scenarios().items():
+    for letter, scenario in _grad_fn_scenarios(misreading).items():
         x, _ = toy_batch()
         if scenario(toy_net(), x).grad_fn is None:
             letters.add(letter)
     return letters
 
 
-@exercise("10.2", why="Grad mode keeps the input and the 4 ReLU outputs, 16 x 1024 floats each: "
-                      "5 * 16 * 1024 * 4 = 327,680 bytes. detach() afterwards frees nothing "
-                      "that was saved during the forward; no_grad and inference_mode save none.")
-def _saved_bytes_batch_16():
+@exercise("10.1", why="Only (b) and (d) leave no grad_fn. Inference mode records nothing (b). "
+                      "enable_grad() turns recording on, but an op is recorded only when one of "
+                      "its inputs requires grad, and in (d) nothing does. In (a) L2's weights "
+                      "still require grad; in (c) the input had no history to cut; in (e) only "
+                      "L1 ran under no_grad, and L2 ran after the block.",
+          hints=(Hint(lambda: _letters_without_grad_fn("c"),
+                      "Look again at (c): x has no history, so x.detach() changes nothing; the "
+                      "parameters require grad, so the forward is recorded."),
+                 Hint(lambda: _letters_without_grad_fn("d"),
+                      "Look again at (d): enable_grad() turns recording on, but an op is "
+                      "recorded only when one of its inputs requires grad. Does anything here?"),
+                 Hint(lambda: _letters_without_grad_fn("e"),
+                      "Look again at (e): the no_grad block ends before L2 runs, and L2's weights "
+                      "require grad.")))
+def _no_grad_fn():
+    return _letters_without_grad_fn()
+
+
+def _saved_bytes(modes=costs.FORWARD_MODES, batch=16):
+    """Bytes the larger MLP saves for backward on ``batch`` rows, one number per mode."""
     mlp = costs.larger_mlp()
-    inputs = torch.randn(16, 1024, generator=torch.Generator().manual_seed(0))
+    inputs = torch.randn(batch, 1024, generator=torch.Generator().manual_seed(0))
     return tuple(costs.saved_tensor_bytes(costs.forward_in_mode(mode, mlp, inputs), exclude=mlp)
-                 for mode in costs.FORWARD_MODES)
+                 for mode in modes)
+
+
+@exercise("10.2", why="Grad mode keeps the input and the 4 ReLU outputs, 16 x 1024 floats each: "
+                      "5 * 16 * 1024 * 4 = 327,680 bytes. detach() afterwards comes too late: "
+                      "the forward has already saved them; no_grad and inference_mode save none.",
+          hints=(Hint(lambda: _saved_bytes(["grad mode", "no_grad", "inference_mode",
+                                            "no_grad"]),
+                      "The last one is too low: .detach() runs after the forward, when the "
+                      "activations are already saved."),))
+def _saved_bytes_batch_16():
+    return _saved_bytes()
 
 
 def _inference_target_losses():
@@ -269,13 +310,12 @@ def _inference_target_losses():
             "c": lambda out, t: F.mse_loss(out, t.clone())}
 
 
-@exercise("10.3", why="mse_loss saves its target for backward, and an inference tensor cannot be "
-                      "saved (a). Subtraction saves nothing, so (b) trains; .clone() outside the "
-                      "mode makes a normal tensor (c).")
-def _losses_that_train():
+def _losses_that_train(in_inference_mode=True):
+    """The letters of exercise 10.3 whose loss runs backward; the target made in inference mode
+    (or, for a hint, under no_grad: an ordinary tensor)."""
     x, y = toy_batch()
     teacher, student = toy_net(seed=1), toy_net()
-    with torch.inference_mode():
+    with torch.inference_mode() if in_inference_mode else torch.no_grad():
         target = teacher(x)
     works = set()
     for letter, loss in _inference_target_losses().items():
@@ -285,6 +325,58 @@ def _losses_that_train():
         except RuntimeError:
             pass
     return works
+
+
+@exercise("10.3", why="mse_loss saves its target for backward, and an inference tensor cannot be "
+                      "saved (a). Subtraction saves nothing, so (b) trains; .clone() outside the "
+                      "mode makes a normal tensor (c).",
+          hints=(Hint(lambda: _losses_that_train(in_inference_mode=False),
+                      "With an ordinary target all three would run. This one is an inference "
+                      "tensor: which loss has to save it for backward?"),
+                 Hint(lambda: _losses_that_train() - {"b"},
+                      "Look again at (b): a subtraction saves nothing for backward, and the "
+                      "square saves the difference, which is a normal tensor.")))
+def _losses_that_train_from_inference_target():
+    return _losses_that_train()
+
+
+def _normalise_step(decorated=True, probe_clone=False):
+    """Exercise 10.4's step: ``net.l1.weight.grad`` after it (``decorated``: ``normalise`` under
+    ``@torch.inference_mode()``). ``probe_clone`` returns whether ``h.clone()`` has history."""
+    def normalise(t):
+        return (t - t.mean(0)) / t.std(0)
+
+    if decorated:
+        normalise = torch.inference_mode()(normalise)
+    x, y = toy_batch()
+    net = toy_net()
+    h = torch.relu(net.l1(x))
+    if probe_clone:
+        return h.clone().grad_fn is not None
+    F.mse_loss(net.l2(normalise(h).clone()), y).backward()
+    assert net.l2.weight.grad is not None
+    return net.l1.weight.grad
+
+
+def _why_l1_grad_is_none():
+    """The true statement among exercise 10.4's three, each decided by running the step."""
+    assert _normalise_step() is None
+    true = {"a": _normalise_step(decorated=False) is not None,    # history lost in the call
+            "b": not _normalise_step(probe_clone=True),            # clone drops history?
+            "c": _normalise_step(decorated=False) is None}         # no gradient through it?
+    (letter,) = [key for key, holds in true.items() if holds]
+    return letter
+
+
+exercise("10.4", why="Inside the decorated call nothing is recorded, so normalise(h) has no "
+                     "grad_fn and the loss cannot reach L1 (a). .clone() is recorded like any "
+                     "op, and without the decorator L1 gets a gradient through the "
+                     "normalisation.",
+         hints=(Hint(lambda: "b", "Run h.clone().grad_fn: clone() is recorded like any other "
+                                  "op. The history was lost before the clone."),
+                Hint(lambda: "c", "Remove the decorator and run the step again: "
+                                  "net.l1.weight.grad has values, so the normalisation passes "
+                                  "a gradient.")))(_why_l1_grad_is_none)
 
 
 __all__ = ["VERDICTS", "Myth", "MYTHS", "plain", "verdict", "claims", "table", "cost_table",

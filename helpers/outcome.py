@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import CaughtError, explain
+from .layer_calls import recording_layers
 from .toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 
 
@@ -30,6 +31,8 @@ class Outcome:
     loss: torch.Tensor | None
     error: CaughtError | None
     tensors: dict  # name -> the parameter tensor, to label graph nodes
+    # LayerCall per call of a toy-net layer, in order: what each recorded (graph layer labels)
+    recorded: tuple = ()
 
     def grads_none(self):
         """Names of the parameters whose ``.grad`` is ``None`` after the step."""
@@ -102,12 +105,15 @@ def run_step(mechanism, options, body):
 
     An error PyTorch raises is part of the lesson: it is caught and explained, not re-raised.
     That is a RuntimeError from autograd, or a ValueError such as an optimizer's refusal of an
-    empty parameter list (option values are checked before the step runs).
+    empty parameter list (option values are checked before the step runs). What each layer of
+    ``ctx.net`` recorded is kept in ``Outcome.recorded``, so graphs can name the layers.
     """
     ctx = StepContext()
     error = None
+    calls = []
     try:
-        body(ctx, **options)
+        with recording_layers(ctx.net, calls):
+            body(ctx, **options)
     except (RuntimeError, ValueError) as exc:
         error = explain(exc)
     params = {}
@@ -121,4 +127,4 @@ def run_step(mechanism, options, body):
             extra=dict(ctx.notes[name]),
         )
     return Outcome(mechanism, dict(options), params, ctx.loss, error,
-                   dict(ctx.net.named_parameters()))
+                   dict(ctx.net.named_parameters()), tuple(calls))

@@ -1,9 +1,12 @@
 """Predict first: one quiz widget. The learner ticks choices, presses the button, reads a verdict.
 
 :class:`Quiz` takes a question, its choices and the right answer (the set of choices to tick).
-``predict(mechanism, why=..., **options)`` builds one for a mechanism's step: the choices are
-the parameters of the step's model (the toy net's four, unless the step swaps in another
-model), the answer those whose grads come back ``None``. Notebook 09's
+``predict(mechanism, **options)`` builds one for a mechanism's step: the choices are the
+parameters of the step's model (the toy net's four, unless the step swaps in another model), the
+answer those whose grads come back ``None``, the explanation the one the registry holds
+(``Mechanism.predictions``), so a notebook's source never shows the answer above the question.
+Displayed, a quiz adds a folded ``<details>`` below the widget with the answer and why: readers
+without a kernel (GitHub, nbviewer, print) open it there. Notebook 09's
 pattern quiz (``helpers.patterns.predict``) is the same widget over a pattern's modules.
 """
 
@@ -67,11 +70,24 @@ class Quiz(widgets.VBox):
             f"{html.escape(self.why)}</div>")
         return right
 
+    def details_html(self):
+        """The answer and why, folded: what a reader without a kernel opens below the quiz."""
+        listed = ", ".join(n for n in self.choices if n in self.answer) or "none of them"
+        return (f'<details class="gfl-answer"><summary>Answer (open after you have '
+                f"predicted)</summary><p>{html.escape(self.reveal)} {html.escape(listed)}. "
+                f"{html.escape(self.why)}</p></details>").replace(" </p>", "</p>")
+
+    def _ipython_display_(self):
+        from IPython.display import HTML, display
+
+        display(self._repr_mimebundle_(), raw=True)
+        display(HTML(self.details_html()))
+
     def __repr__(self):
         return self.label
 
 
-def predict(mechanism, why="", **options):
+def predict(mechanism, **options):
     """A :class:`Quiz`: which parameters' grads come back ``None`` after ``mechanism``'s step?"""
     mechanism = get_mechanism(mechanism)
     options = mechanism.resolve(**options)
@@ -83,6 +99,7 @@ def predict(mechanism, why="", **options):
                 "every parameter whose <code>.grad</code> will be <code>None</code> after the "
                 f"step (tick none if you expect all {count} to get a gradient).</span>")
     shown = "".join(f", {k}={v!r}" for k, v in options.items())
-    return Quiz(question, choices, lambda: mechanism.run(**options).grads_none(), why=why,
+    return Quiz(question, choices, lambda: mechanism.run(**options).grads_none(),
+                why=mechanism.why(**options),
                 reveal="The grads that come back None:", noun="parameter",
                 label=f"PredictQuiz({mechanism.name!r}{shown})")

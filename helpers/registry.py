@@ -40,10 +40,21 @@ class Mechanism:
     # The parameters the step's model has: the toy net's, unless the step swaps in another
     # model; then a function of the resolved options that names them.
     param_names: tuple | Callable = PARAM_NAMES
+    # Predict-first explanations, kept here so the notebook's source never shows the answer:
+    # prediction_key(options) -> why the grads that come back None are the ones they are.
+    predictions: dict = field(default_factory=dict, repr=False, compare=False)
+    # The graph's title in words ("detach after L1"), a function of the resolved options;
+    # None falls back to "name: option=value, ...".
+    caption: Callable | None = field(default=None, repr=False, compare=False)
     defaults: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "defaults", {o.name: o.default for o in self.options})
+        valid = {prediction_key(combination) for combination in self.combinations()}
+        unknown = sorted(set(self.predictions) - valid)
+        if unknown:
+            raise ValueError(f"mechanism {self.name!r}: predictions for unknown option states "
+                             f"{unknown}; keys look like {sorted(valid)[:3]}")
 
     def option(self, name):
         for option in self.options:
@@ -75,9 +86,26 @@ class Mechanism:
         names = self.param_names
         return tuple(names(self.resolve(**options)) if callable(names) else names)
 
+    def why(self, **options):
+        """The registered predict-first explanation for the step under ``options`` ("" if none)."""
+        return self.predictions.get(prediction_key(self.resolve(**options)), "")
+
+    def describe(self, **options):
+        """The step under ``options`` in words: the caption, or ``name: option=value``."""
+        resolved = self.resolve(**options)
+        if self.caption is not None:
+            return self.caption(resolved)
+        shown = ", ".join(f"{k}={v}" for k, v in resolved.items())
+        return f"{self.name}: {shown}" if shown else self.name
+
     def run(self, **options) -> Outcome:
         """One step of a fresh toy net under ``options`` (defaults fill the rest)."""
         return run_step(self.name, self.resolve(**options), self.step)
+
+
+def prediction_key(options):
+    """The key of ``Mechanism.predictions`` for resolved ``options``: "a=1, b=x" ("" for none)."""
+    return ", ".join(f"{name}={value}" for name, value in options.items())
 
 
 MECHANISMS: dict = {}

@@ -1,4 +1,4 @@
-"""helpers.compare (notebook 08): the matrix, small multiples, grouped views, decision guide.
+"""helpers.compare (notebook 08): the matrix, small multiples, grouped outcomes, decision guide.
 
 Expected values are computed here with plain PyTorch: saved bytes with our own
 saved_tensors_hooks, graph sizes by walking grad_fn, BatchNorm/Dropout by running them.
@@ -61,41 +61,68 @@ def plain_forward(kind):
     return loss, l1, l2, sum(saved.values())
 
 
-def node_names(loss):
-    """The backward nodes reachable from ``loss``, by type name, sorted (walked here)."""
-    stack, seen = [loss.grad_fn], set()
+def nodes(*roots):
+    """The backward nodes reachable from ``roots`` (walked here)."""
+    stack, seen = [r.grad_fn for r in roots], set()
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
         stack += [fn for fn, _ in node.next_functions]
-    return sorted(type(node).__name__ for node in seen)
+    return seen
 
 
-ROWS = {  # matrix label -> plain forward kind
-    "control": "plain",
-    "requires_grad (frozen=l1)": "frozen_l1",
-    "requires_grad (frozen=l2)": "frozen_l2",
-    "detach": "detach_l1",
-    "no_grad": "no_grad_l1",
-    "no_grad (no_grad_over=all)": "no_grad_all",
+def node_names(*roots):
+    """The backward nodes reachable from ``roots``, by type name, sorted."""
+    return sorted(type(node).__name__ for node in nodes(*roots))
+
+
+ROWS = {  # (mechanism, options) of a matrix row -> plain forward kind
+    ("control", ()): "plain",
+    ("requires_grad", (("frozen", "l1"),)): "frozen_l1",
+    ("requires_grad", (("frozen", "l2"),)): "frozen_l2",
+    ("detach", ()): "detach_l1",
+    ("no_grad", ()): "no_grad_l1",
+    ("no_grad", (("no_grad_over", "all"),)): "no_grad_all",
 }
 
 
-@pytest.mark.parametrize("label", ROWS)
-def test_matrix_rows_match_plain_pytorch(label):
-    loss, l1, l2, saved = plain_forward(ROWS[label])
-    assert compare.matrix_entry(label, "saved bytes") == str(saved)
+def entry(key, column):
+    mechanism, options = key
+    return compare.matrix_entry(mechanism, column, **dict(options))
+
+
+@pytest.mark.parametrize("key", ROWS, ids=lambda key: ROWS[key])
+def test_matrix_rows_match_plain_pytorch(key):
+    loss, l1, l2, saved = plain_forward(ROWS[key])
+    assert entry(key, "saved bytes") == str(saved)
     if loss.grad_fn is None:
-        assert compare.matrix_entry(label, "graph built") == "no"
-        assert "does not require grad" in compare.matrix_entry(label, "error")
+        assert entry(key, "reachable nodes") == "0"
+        with pytest.raises(RuntimeError) as info:
+            loss.backward()
+        assert entry(key, "error") == f"RuntimeError: {info.value}"  # in full
         return
-    assert compare.matrix_entry(label, "graph built") == f"yes ({len(node_names(loss))} nodes)"
+    nodes = str(len(node_names(loss)))
+    if ROWS[key] == "detach_l1":  # L1's recorded output, before the cut: what backward misses
+        nodes += "; L1 recorded, cut off"
+    assert entry(key, "reachable nodes") == nodes
     loss.backward()
     for name, p in zip(NAMES, [l1.weight, l1.bias, l2.weight, l2.bias]):
-        assert compare.matrix_entry(label, f"grad {name}") == ("None" if p.grad is None
-                                                               else "values")
+        assert entry(key, f"grad {name}") == ("None" if p.grad is None else "values")
+
+
+def test_detach_leaves_l1_recorded_but_unreachable():
+    """Plain PyTorch: L1's output before the cut has a graph of its own that the loss lacks."""
+    l1, l2 = plain_net()
+    x, y = plain_batch()
+    h = l1(x)
+    loss = nn.functional.mse_loss(l2(torch.relu(h).detach()), y)
+    unreachable = sorted(type(node).__name__ for node in nodes(h) - nodes(loss))
+    assert unreachable == ["AccumulateGrad", "AccumulateGrad", "AddmmBackward0", "TBackward0"]
+    assert compare.matrix_entry("detach", "reachable nodes").endswith("L1 recorded, cut off")
+    for mechanism, options in [("no_grad", {}), ("requires_grad", {"frozen": "l1"})]:
+        assert "cut off" not in compare.matrix_entry(mechanism, "reachable nodes", **options)
 
 
 def test_saved_bytes_by_hand():
@@ -114,13 +141,21 @@ def test_only_the_last_forward_of_a_step_is_counted():
 
 
 def test_rows_come_from_the_registry():
-    labels = compare.matrix().column("mechanism")
-    defaults = {label for label in labels if "(" not in label and label != "model.eval()"}
+    rows = compare.rows()
+    defaults = {r.mechanism for r in rows if r.setting.startswith("defaults (")}
     compared = {name for name, m in MECHANISMS.items() if m.in_comparison}
     assert defaults == compared - {"playground"}
-    assert labels[0] == "control" and labels[-1] == "model.eval()"
+    assert rows[0].mechanism == "control" and len(rows) == len(set(rows))
     for name, variants in compare.VARIANTS.items():
-        assert len([lb for lb in labels if lb.startswith(name + " (")]) == len(variants)
+        assert len([r for r in rows if r.mechanism == name]) == len(variants) + 1
+
+
+def test_defaults_are_labelled_with_every_option_and_variants_with_the_changed_ones():
+    row = compare.find_row("zero_grad")
+    assert row.setting == "defaults (clear=optimizer, passes=1, optimizer_has=all)"
+    assert compare.find_row("optimizer_subsets", params="all",
+                            excluded="frozen").setting == "params=all, excluded=frozen"
+    assert compare.matrix_entry("detach", "options") == "defaults (cut=l1)"
 
 
 def test_only_mechanisms_in_the_comparison_get_rows():
@@ -136,16 +171,47 @@ def test_only_mechanisms_in_the_comparison_get_rows():
 
 
 def test_moves_and_errors_match_the_registry_outcomes():
-    table = compare.matrix()
-    for row in compare.rows():
-        if row.eval_mode:
-            continue
+    table = compare.full_matrix()
+    for index, row in enumerate(compare.rows()):
         outcome = helpers.run(row.mechanism, **dict(row.options))
-        cells = table.rows[table.column("mechanism").index(row.label)]
+        cells = dict(zip(table.columns, table.rows[index]))
         moved = [n for n in NAMES if outcome.params[n].changed]
         expected = "all" if len(moved) == 4 else ", ".join(moved) or "none"
-        assert cells[table.columns.index("step moves")] == expected
-        assert bool(cells[-1]) == (outcome.error is not None)
+        assert cells["step moves"] == expected
+        error = outcome.error
+        assert cells["error"] == (f"{error.kind}: {error.message}" if error else "")
+
+
+def plain_sgd_step():
+    """The plain step in plain PyTorch: (grads, parameters after the step)."""
+    l1, l2 = plain_net()
+    x, y = plain_batch()
+    nn.functional.mse_loss(l2(torch.relu(l1(x))), y).backward()
+    params = [l1.weight, l1.bias, l2.weight, l2.bias]
+    grads = {n: p.grad.clone() for n, p in zip(NAMES, params)}
+    torch.optim.SGD(params, lr=0.1).step()
+    return grads, {n: p.detach().clone() for n, p in zip(NAMES, params)}
+
+
+def test_vs_plain_step_says_which_rows_equal_it_bit_for_bit():
+    grads, after = plain_sgd_step()
+    table = compare.full_matrix()
+    column = table.column("vs plain step")
+    assert column[0] == compare.PLAIN_STEP
+    for row, versus in zip(compare.rows()[1:], column[1:]):
+        tensors = helpers.run(row.mechanism, **dict(row.options)).tensors
+        same_grads = all(tensors[n].grad is not None and torch.equal(tensors[n].grad, grads[n])
+                         for n in NAMES)
+        same_update = all(torch.equal(tensors[n].detach(), after[n]) for n in NAMES)
+        assert (versus == compare.SAME) == (same_grads and same_update), row
+        if versus != compare.SAME:
+            assert versus.startswith("differs: ")
+            assert ("grads" in versus) == (not same_grads), row
+    same = {r.label for r, v in zip(compare.rows(), column) if v == compare.SAME}
+    assert same == {"zero_grad: defaults (clear=optimizer, passes=1, optimizer_has=all)",
+                    "requires_grad: defaults (frozen=none)"}
+    # clipping keeps every grad state of the plain step but not its values
+    assert compare.matrix_entry("manual_grad_edits", "vs plain step") == "differs: grads, update"
 
 
 def plain_dropout_batchnorm(eval_mode, grad_mode):
@@ -168,44 +234,55 @@ def plain_dropout_batchnorm(eval_mode, grad_mode):
 def test_gradient_control_leaves_dropout_and_batchnorm_alone(grad_mode):
     assert plain_dropout_batchnorm(False, grad_mode) == (True, True)
     assert plain_dropout_batchnorm(True, grad_mode) == (False, False)
-    column = compare.matrix().column("Dropout / BatchNorm")
-    labels = compare.matrix().column("mechanism")
-    control = column[labels.index("control")]
-    assert control == "BN stats updated, Dropout dropping"
-    assert all(c == control for c, lb in zip(column, labels) if lb != "model.eval()")
-    assert column[labels.index("model.eval()")] == "BN stats untouched, Dropout off"
+    column = compare.full_matrix().column("Dropout / BatchNorm")
+    assert set(column) == {"BN stats updated, Dropout dropping"}
 
 
-def test_eval_row_still_builds_the_graph():
-    assert compare.matrix_entry("model.eval()", "graph built") == compare.matrix_entry(
-        "control", "graph built")
-    assert compare.matrix_entry("model.eval()", "step moves") == "all"
+def test_constant_columns_are_left_out_and_named_in_the_caption():
+    full, shown = compare.full_matrix(), compare.matrix()
+    for column in full.columns:
+        values = set(full.column(column))
+        if column in ("mechanism", "options") or len(values) > 1:
+            assert shown.column(column) == full.column(column)
+        else:
+            assert column not in shown.columns
+            assert f"{column}: {values.pop()}" in shown.caption
+    assert "Dropout / BatchNorm" not in shown.columns
 
 
 def test_unknown_row_names_the_valid_ones():
-    with pytest.raises(ValueError, match="rows: control"):
+    with pytest.raises(ValueError, match="valid mechanisms"):
         compare.matrix_entry("freeze", "saved bytes")
+    with pytest.raises(ValueError, match="rows: control: defaults"):
+        compare.matrix_entry("detach", "saved bytes", cut="l2")
+    with pytest.raises(ValueError, match="columns: mechanism"):
+        compare.matrix_entry("detach", "graph built")
+
+
+def tile(diagrams, mechanism, **options):
+    return {d.title: d for d in diagrams}[compare.title(compare.find_row(mechanism, **options))]
 
 
 def test_small_multiples_mark_pruned_nodes():
     diagrams = compare.small_multiples().diagrams
-    assert len(diagrams) == len(compare.rows()) - 1  # every row but model.eval()
-    by_title = {d.title: d for d in diagrams}
-    assert "pruned" not in repr(by_title["control"])
+    assert len(diagrams) == len(compare.rows())
+    control = tile(diagrams, "control")
+    assert not any(n.name == "pruned" for n in control.nodes)
     # Plain PyTorch: the graph without L1 lacks L1's Addmm, its weight's T, the ReLU and two
     # AccumulateGrads; frozen L2 keeps its Addmm (gradient flows through) but not its T.
     loss, *_ = plain_forward("no_grad_l1")
-    control, *_ = plain_forward("plain")
+    full, *_ = plain_forward("plain")
 
-    missing = node_names(control)
+    missing = node_names(full)
     for name in node_names(loss):
         missing.remove(name)
-    note = compare.pruned(by_title["no_grad"], by_title["control"])
-    assert sorted(note.replace(" x2", "").split(", ")) == sorted(set(missing))
-    assert "AddmmBackward0" not in compare.pruned(by_title["requires_grad (frozen=l2)"],
-                                                  by_title["control"])
-    assert any(n.name == "pruned" for n in compare.marked(by_title["no_grad"],
-                                                          by_title["control"]).nodes)
+    note = compare.pruned(tile(diagrams, "no_grad"), control)
+    labels = [label.replace(" x2", "").split(" ")[-1] for label in note.split(", ")]
+    assert sorted(labels) == sorted(set(missing))   # a layer's node carries its layer's name
+    assert "AddmmBackward0" not in compare.pruned(tile(diagrams, "requires_grad", frozen="l2"),
+                                                  control)
+    assert any(n.name == "pruned" for n in compare.marked(tile(diagrams, "no_grad"),
+                                                          control).nodes)
 
 
 def test_small_multiples_render_to_svg(require_tool):
@@ -214,11 +291,18 @@ def test_small_multiples_render_to_svg(require_tool):
 
     multiples = compare.small_multiples(scale=0.5)
     tiles = multiples._repr_html_()
-    assert tiles.count("<svg") == len(compare.rows()) - 1 and "pruned vs control" in tiles
+    assert tiles.count("<svg") == len(compare.rows())
+    assert compare.NOT_REACHED.split("\n")[0] in tiles
     # every tile is the graph's own SVG at half its size, proportions kept
     full = helpers.graph.GraphView([multiples.diagrams[0]]).svg
     w, h = map(float, re.search(r'<svg width="([0-9.]+)pt" height="([0-9.]+)pt"', full).groups())
     assert f'<svg width="{w / 2:.0f}pt" height="{h / 2:.0f}pt"' in tiles
+
+
+def test_small_multiples_text_is_at_least_11_px_at_100_percent():
+    """Graphviz writes sizes in pt (4/3 px) and node text at 10 pt: the default scale must keep
+    it at 11 px or more."""
+    assert 10 * compare.small_multiples().scale * 4 / 3 >= 11
 
 
 def test_outcome_groups_cover_every_combination_once():
@@ -229,12 +313,37 @@ def test_outcome_groups_cover_every_combination_once():
     assert first[:2] == ["1", "defaults"] and first[2:6] == ["values *"] * 4
 
 
-def test_filtered_truth_table():
-    table = compare.filtered_truth_table("playground", inference="no", edit="none")
-    assert len(table.rows) == 3 * 2 * 2 * 3
-    assert "inference" not in table.columns and "freeze" in table.columns
-    with pytest.raises(ValueError, match="valid choices"):
-        compare.filtered_truth_table("playground", inference="maybe")
+def test_outcome_groups_show_each_error_once_in_full_with_its_count():
+    """Counted by hand: inference=yes raises "cannot be saved" unless L2 is frozen (2 of 3
+    freeze values x 24 others = 48); L2 frozen with L1 out of the graph (no_grad, inference or
+    detach: 7 of 8 mixes) x 3 optimizers x 2 edits = 42 raise "does not require grad"."""
+    l1, l2 = plain_net()
+    x, _ = plain_batch()
+    with torch.inference_mode():
+        h = torch.relu(l1(x))
+    with pytest.raises(RuntimeError) as inference:
+        l2(h)
+    l2.requires_grad_(False)
+    with pytest.raises(RuntimeError) as nothing:
+        nn.functional.mse_loss(l2(h.clone()), torch.zeros(8, 1)).backward()
+    table = compare.outcome_groups("playground")
+    errors = {row[-1]: (int(row[0]), row[1]) for row in table.rows if row[-1]}
+    assert errors == {
+        f"RuntimeError: {inference.value}": (48, "freeze=none or l1, inference=yes"),
+        f"RuntimeError: {nothing.value}": (42, "freeze=l2, but not all of: no_grad=none, "
+                                               "inference=no, detach=none")}
+
+
+def test_which_names_a_set_exactly_or_says_it_gives_an_example():
+    mechanism = helpers.get_mechanism("playground")
+    every = list(mechanism.combinations())
+    assert compare.which(mechanism, [mechanism.defaults]) == "defaults"
+    assert compare.which(mechanism, [c for c in every if c["detach"] == "l1"]) == "detach=l1"
+    assert compare.which(mechanism, every) == "any"
+    # two single combinations that share no value pattern: not a box, nor a box less a box
+    odd = [{**mechanism.defaults, "freeze": "l1"}, {**mechanism.defaults, "detach": "l1"},
+           {**mechanism.defaults, "freeze": "l2", "edit": "set_none"}]
+    assert compare.which(mechanism, odd) == "e.g. freeze=l1"
 
 
 def test_decision_guide_links_to_existing_notebooks():
@@ -252,10 +361,8 @@ def test_decision_guide_links_to_existing_notebooks():
 
 def test_rows_name_the_notebook_that_teaches_them():
     for row in compare.rows():
-        expected = "04_no_grad" if row.eval_mode else MECHANISMS[row.mechanism].notebook
-        assert row.notebook.slug == expected
+        assert row.notebook.slug == MECHANISMS[row.mechanism].notebook
         assert (ROOT / "notebooks" / row.notebook.file).exists()
-    assert compare.rows()[-1].notebook.file == "04_no_grad.ipynb"     # model.eval()
 
 
 def test_a_step_without_a_loss_has_no_graph():
@@ -267,5 +374,5 @@ def test_a_step_without_a_loss_has_no_graph():
         h = torch.relu(l1(x))
     with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
         l2(h)
-    assert compare.matrix_entry("inference_mode", "graph built") == "no (no loss)"
+    assert compare.matrix_entry("inference_mode", "reachable nodes") == "no loss"
     assert compare.matrix_entry("inference_mode", "saved bytes") == "0"

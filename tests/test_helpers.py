@@ -1,5 +1,6 @@
 """The helpers package: registry, outcomes, graphs, tables, explorer, quiz, checks, errors."""
 
+import html
 import os
 import shutil
 import subprocess
@@ -133,7 +134,8 @@ def test_same_step_renders_byte_identical_svg_in_fresh_processes(require_tool):
     code = """
         import hashlib, helpers
         view = helpers.draw(helpers.run("control", input_grad="yes"), beside=helpers.run("control"))
-        print(hashlib.sha256(view.svg.encode()).hexdigest())
+        cut = helpers.draw(helpers.run("detach", cut="l2"))  # with a recorded, cut-off part
+        print(hashlib.sha256((view.svg + cut.svg).encode()).hexdigest())
     """
     first, second = run_python(code), run_python(code)
     assert first == second and len(first.strip()) == 64
@@ -143,7 +145,9 @@ def test_svg_shows_both_graphs_side_by_side(require_tool):
     require_tool("dot")
     svg = draw(helpers.run("control", input_grad="yes"), beside=helpers.run("control")).svg
     assert svg.startswith("<svg") and svg.count('class="cluster"') == 2
-    assert "input_grad=yes" in svg and "input_grad=no" in svg
+    control = helpers.get_mechanism("control")
+    titles = [html.escape(control.describe(**o)) for o in ({"input_grad": "yes"}, {})]
+    assert titles[0] != titles[1] and all(f">{title}</text>" in svg for title in titles)
 
 
 def test_missing_dot_still_runs_with_text_outline_and_install_hint():
@@ -210,7 +214,8 @@ def test_truth_table_lists_every_combination():
 
 
 def test_quiz_marks_right_and_wrong_answers():
-    quiz = helpers.predict("control", why="all four get a gradient")
+    quiz = helpers.predict("control")
+    assert quiz.why == helpers.get_mechanism("control").why() != ""  # from the registry
     quiz.choose([])
     assert quiz.check() and "Right!" in quiz.feedback.value
     quiz.choose(["l1.weight"])
@@ -222,11 +227,33 @@ def test_quiz_marks_right_and_wrong_answers():
         quiz.choose(["l3.weight"])
 
 
+def test_quiz_folds_its_answer_and_why_below_the_widget(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    quiz = helpers.predict("detach", cut="l1")
+    shown = []
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(shell.display_pub, "publish", lambda data, **kw: shown.append(data))
+    quiz._ipython_display_()
+    assert "application/vnd.jupyter.widget-view+json" in shown[0]
+    folded = shown[1]["text/html"]
+    assert folded.startswith('<details class="gfl-answer">')
+    assert "l1.weight, l1.bias." in folded and "backward()" in folded
+
+
+def test_prediction_keys_must_name_a_valid_option_state():
+    from helpers.registry import Mechanism, Option
+
+    with pytest.raises(ValueError, match="unknown option states"):
+        Mechanism(name="probe", title="", step=lambda ctx, cut: None,
+                  options=(Option("cut", {"a": "A"}, "a"),), predictions={"cut=b": "why"})
+
+
 def test_exercise_checks_accept_solutions_and_reject_wrong_answers():
-    assert helpers.check("00.1", (3, 4))
-    assert not helpers.check("00.1", (4, 3))
-    assert helpers.check("00.2", set())
-    assert not helpers.check("00.2", {"l1.bias"})
+    assert helpers.check("00.1", (2, 5))                 # nn.Linear(5, 2).weight's shape
+    assert not helpers.check("00.1", (5, 2))
+    assert helpers.check("00.3", "b")
+    assert not helpers.check("00.3", "a")
     unanswered = helpers.check("00.2", ...)
     assert not unanswered and "Not answered yet" in repr(unanswered)
     with pytest.raises(ValueError, match="unknown exercise"):

@@ -88,25 +88,69 @@ def test_forward_cut_values_and_flags():
         forward_cut(net, x, "relu")
 
 
-def test_graph_drops_l1_after_cut():
-    outline = repr(helpers.draw(helpers.run("detach", cut="l1")))
-    assert "l1.weight (3, 4) grad: None (not in graph)" in outline
-    assert "ReluBackward0" not in outline  # relu of a detached tensor is not recorded
-    assert "l2.weight (1, 3) grad: values" in outline
+def test_cut_after_l1_records_l1_but_not_the_relu():
+    # what the caption "L1 recorded, then cut off" says, and why the ReLU is missing
+    net = toy_net()
+    x, _ = toy_batch()
+    h = net.l1(x)
+    assert h.grad_fn is not None                       # L1 was recorded ...
+    assert torch.relu(h.detach()).grad_fn is None      # ... the ReLU after the cut was not
+    assert helpers.run("detach", cut="l1").grads_none() == ["l1.weight", "l1.bias"]
+
+
+def test_the_original_graph_still_works_after_detach():
+    net = toy_net()
+    x, y = toy_batch()
+    h = net.l1(x)
+    toy_loss(net.l2(torch.relu(h.detach())), y).backward()
+    assert net.l1.bias.grad is None
+    h.sum().backward()
+    assert torch.equal(net.l1.bias.grad, torch.full((3,), float(len(x))))
+    assert torch.equal(net.l1.weight.grad, x.sum(0).expand(3, 4))
+
+
+def test_caption_and_prediction_for_every_cut():
+    mechanism = helpers.get_mechanism("detach")
+    captions = {cut: mechanism.describe(cut=cut) for cut in ("none", "l1", "l2")}
+    assert len(set(captions.values())) == 3
+    assert all(0 < len(c) <= 60 for c in captions.values())
+    assert captions["l1"].startswith("detach after L1")
+    assert captions["l2"].startswith("detach after L2")
+    # "the loss is cut off": the loss of a cut after L2 has no grad_fn
+    assert helpers.run("detach", cut="l2").loss.grad_fn is None
+    for cut in captions:
+        why = mechanism.why(cut=cut)
+        assert why and not why.startswith(("l1.weight", "All four", "None of them"))
+
+
+def detached_weight_step():
+    """03.1's code, in plain torch: L2 by hand with its weight detached."""
+    net = toy_net()
+    x, y = toy_batch()
+    w = net.l2.weight.detach()
+    out = torch.relu(net.l1(x)) @ w.T + net.l2.bias
+    torch.nn.functional.mse_loss(out, y).backward()
+    return net, w
 
 
 def test_exercise_03_1():
-    # two paths from L1, one cut: L1 still gets a gradient along the other
-    net = toy_net()
+    net, w = detached_weight_step()
+    plain = toy_net()
     x, y = toy_batch()
-    h = torch.relu(net.l1(x))
-    toy_loss(net.l2(h + h.detach()), y).backward()
-    assert all(p.grad is not None for p in net.parameters())
-    assert check("03.1", set())
-    assert check("03.1", [])
-    wrong = check("03.1", {"l1.weight", "l1.bias"})      # the chain's answer
-    assert not wrong and "{l1.weight, l1.bias} is the answer for a chain" in repr(wrong)
-    assert not check("03.1", {"l1.weight", "l1.bias", "l2.weight", "l2.bias"})
+    torch.nn.functional.mse_loss(plain(x), y).backward()
+    # b is true: w has no history, and l2.weight alone is left without a gradient
+    assert w.grad_fn is None and not w.requires_grad
+    assert [n for n, p in net.named_parameters() if p.grad is None] == ["l2.weight"]
+    # a is false: w shares l2.weight's memory
+    assert w.data_ptr() == net.l2.weight.data_ptr()
+    # c is false: L1, computed before the detach, gets exactly its plain-step gradient
+    assert torch.equal(net.l1.weight.grad, plain.l1.weight.grad)
+    assert EXERCISES["03.1"].expected() == "b"
+    assert check("03.1", "b")
+    for letter in ("a", "c"):
+        verdict = check("03.1", letter)
+        assert not verdict and "b:" not in repr(verdict)
+    assert "data_ptr" in repr(check("03.1", "a"))
     assert not check("03.1", ...)
 
 
@@ -122,7 +166,8 @@ def bootstrap_grad(detach):
 def test_exercise_03_2():
     right, wrong = bootstrap_grad(True), bootstrap_grad(False)
     assert check("03.2", right)
-    assert not check("03.2", wrong)
+    verdict = check("03.2", wrong)
+    assert not verdict and "not held fixed" in repr(verdict)
     # the claim in the solution: without detach the gradient is half the size here
     assert torch.allclose(wrong, 0.5 * right)
 
@@ -131,10 +176,12 @@ def test_exercise_03_3():
     w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     loss = (w * w).sum()
     w.data.mul_(10)
+    assert w._version == 0  # the solution's claim: .data did not bump w's version counter
     loss.backward()
     assert check("03.3", w.grad)
     assert torch.equal(w.grad, torch.tensor([20.0, 40.0, 60.0]))
-    assert not check("03.3", torch.tensor([2.0, 4.0, 6.0]))  # the true gradient at w
+    verdict = check("03.3", torch.tensor([2.0, 4.0, 6.0]))  # the true gradient at w
+    assert not verdict and "true gradient" in repr(verdict) and "ten times" not in repr(verdict)
     # the claim in the solution: the same edit through detach() makes backward raise
     w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     loss = (w * w).sum()
@@ -143,8 +190,10 @@ def test_exercise_03_3():
         loss.backward()
 
 
-def test_exercises_registered():
+def test_exercises_registered_with_hints():
     assert {"03.1", "03.2", "03.3"} <= set(EXERCISES)
+    for key in ("03.1", "03.2", "03.3"):
+        assert EXERCISES[key].hints, key
 
 
 def test_a_cut_stops_one_path_not_the_layers_before_it():

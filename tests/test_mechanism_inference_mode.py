@@ -5,6 +5,7 @@ the helper under test.
 """
 
 import contextlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,7 +157,10 @@ def test_clone_changes_nothing_when_nothing_ran_in_the_mode():
         assert torch.equal(plain.tensors[name].grad, cloned.tensors[name].grad)
         assert plain.params[name].changed and cloned.params[name].changed
     drawn = [repr(helpers.draw(outcome)).splitlines() for outcome in (plain, cloned)]
-    assert drawn[0][0].endswith("clone=no") and drawn[1][0].endswith("clone=yes")
+    mechanism = helpers.get_mechanism("inference_mode")
+    assert drawn[0][0] == mechanism.describe(part="none", clone="no")
+    assert drawn[1][0] == mechanism.describe(part="none", clone="yes")
+    assert "nothing to clone" in drawn[1][0] and "nothing to clone" not in drawn[0][0]
     assert drawn[0][1:] == drawn[1][1:]                      # the same graph, title aside
     assert "CloneBackward0" not in repr(helpers.draw(cloned))
     option = helpers.get_mechanism("inference_mode").option("clone")
@@ -216,8 +220,8 @@ def test_quiz_and_explorer():
 
 @pytest.mark.parametrize("key,right,wrong", [
     ("05.1", (True, False, True), (False, False, True)),   # wrong: the view taken as new
-    ("05.2", (False, True), (False, False)),               # wrong: the view taken as new
-    ("05.3", {"b"}, {"b", "c"}),
+    ("05.2", {"b"}, {"b", "c"}),
+    ("05.3", (False, True), (False, False)),               # wrong: the view taken as new
 ])
 def test_exercises(key, right, wrong):
     assert bool(check(key, right)) is True and "Right." in repr(check(key, right))
@@ -237,7 +241,7 @@ def test_exercise_answers_from_plain_pytorch():
         r, v = w * 2, w[:2]
     assert not r.requires_grad and r.grad_fn is None
     assert v.requires_grad and v.grad_fn is None and not v.is_inference()
-    assert check("05.2", (False, True))
+    assert check("05.3", (False, True))
     net = toy_net()
     with torch.inference_mode():
         features = torch.relu(net.l1(toy_batch()[0]))
@@ -246,3 +250,52 @@ def test_exercise_answers_from_plain_pytorch():
         net.l2(features.detach())
     net.l2(features.clone()).sum().backward()
     assert net.l2.weight.grad is not None
+
+
+def test_captions_say_what_happened_and_every_combination_has_a_prediction():
+    mechanism = helpers.get_mechanism("inference_mode")
+    captions = {(part, clone): mechanism.describe(part=part, clone=clone)
+                for part, clone in COMBINATIONS}
+    assert len(set(captions.values())) == len(COMBINATIONS)      # each combination its words
+    for (part, clone), caption in captions.items():
+        _, _, error, loss = plain_step(part, clone)
+        assert mechanism.why(part=part, clone=clone)
+        if part == "none":
+            assert error is None and caption.startswith("plain step")
+        elif part == "l1" and clone == "no":
+            assert loss is None and "Inference tensors cannot be saved" in error
+            assert "L2's forward refuses" in caption
+        elif part == "l1":
+            assert error is None and "record nothing, L2 trains" in caption
+        else:
+            assert loss.grad_fn is None and "nothing recorded" in caption
+    twin = (Path(__file__).resolve().parent.parent / "notebooks" / "sources"
+            / "05_inference_mode.py").read_text()
+    assert "why=" not in twin
+
+
+def test_exercise_hints_answer_the_common_mistakes():
+    assert "it is a view" in repr(check("05.1", (False, False, True)))
+    assert "outside the mode" in repr(check("05.1", (True, True, True)))
+    assert "inference_mode(False)" in repr(check("05.3", (True, True)))
+    assert "view of w" in repr(check("05.3", (False, False)))
+    assert "detach().is_inference()" in repr(check("05.2", {"b", "c"}))
+    assert "must save its input" in repr(check("05.2", {"a", "b", "c"}))
+
+
+def test_exercise_05_4_why_the_table_gets_no_grad():
+    torch.manual_seed(0)
+    emb = nn.Embedding(10, 4)
+    net = toy_net()
+    _, y = toy_batch()
+    with torch.inference_mode():
+        features = emb(torch.arange(8))
+    nn.functional.mse_loss(net(features.clone()), y).backward()
+    assert emb.weight.grad is None and not emb.weight.is_inference()       # not "a"
+    assert all(p.grad is not None for p in net.parameters())
+    leaf = torch.ones(2, requires_grad=True)
+    leaf.clone().sum().backward()
+    assert torch.equal(leaf.grad, torch.ones(2))                           # not "c"
+    assert check("05.4", "b")
+    assert "changes no tensor that existed before" in repr(check("05.4", "a"))
+    assert "Does features require grad?" in repr(check("05.4", "c"))

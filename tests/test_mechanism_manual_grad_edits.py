@@ -260,7 +260,7 @@ def test_errors_explained():
 # ---- explorer, quiz, exercises --------------------------------------------------------------
 
 def test_exercises_solutions_pass_wrong_answers_fail():
-    assert {"07.1", "07.2", "07.3"} <= set(EXERCISES)
+    assert {"07.1", "07.2", "07.3", "07.4"} <= set(EXERCISES)
     assert check("07.1", {"l2.bias"})
     assert not check("07.1", {"l1.weight", "l2.bias"})
     assert check("07.2", 0.875)
@@ -272,6 +272,78 @@ def test_exercises_solutions_pass_wrong_answers_fail():
     unanswered = check("07.3", ...)
     assert not unanswered and "Not answered yet" in repr(unanswered)
     assert "Right." in repr(check("07.2", 0.875)) and "Not yet." in repr(check("07.2", 1.5))
+
+
+def test_07_1_a_tensor_hook_that_clears_grad_runs_too_early_to_drop_it():
+    x, y = toy_batch()
+    net = toy_net()
+    seen = []
+
+    def clear(grad):
+        seen.append(net.l1.weight.grad)
+        net.l1.weight.grad = None
+    net.l1.weight.register_hook(clear)
+    nn.functional.mse_loss(net(x), y).backward()
+    assert seen == [None] and torch.equal(net.l1.weight.grad, G["l1.weight"])
+    assert EXERCISES["07.1"].expected() == {"l2.bias"}
+
+
+def test_07_4_w_is_a_non_leaf_whose_grad_stays_none():
+    x, y = toy_batch()
+    torch.manual_seed(0)
+    w = torch.randn(4, 1, requires_grad=True) * 0.1
+    b = torch.zeros(1, requires_grad=True)
+    nn.functional.mse_loss(x @ w + b, y).backward()
+    assert w.requires_grad and not w.is_leaf and b.grad is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert w.grad is None
+    assert any("not a leaf Tensor" in str(item.message) for item in caught)
+    assert EXERCISES["07.4"].expected() == "b"
+    assert check("07.4", "b") and not check("07.4", "c") and not check("07.4", "a")
+
+
+@pytest.mark.parametrize("key,wrong,phrase", [
+    ("07.1", {"l1.weight", "l2.bias"}, "returns None?"),
+    ("07.1", set(), "what does drop leave there?"),
+    ("07.2", 1.5, "as a tensor hook would"),
+    ("07.2", 0.75, "two passes"),
+    ("07.3", P0["l2.bias"] - 0.1 * G["l2.bias"], "unclipped step"),
+    ("07.4", "c", "w.requires_grad"),
+    ("07.4", "a", "no hook"),
+])
+def test_common_wrong_answers_get_their_hint(key, wrong, phrase):
+    verdict = repr(check(key, wrong))
+    assert verdict.startswith(f"[{key}] Not yet.") and phrase in verdict
+
+
+def test_prediction_of_the_notebook_question_matches_the_run():
+    options = {"edit": "set_none", "layer": "l1", "how": "direct"}
+    outcome = helpers.run(NAME, **options)
+    assert outcome.grads_none() == ["l1.weight", "l1.bias"]
+    assert [n for n, p in outcome.params.items() if p.changed] == ["l2.weight", "l2.bias"]
+    why = get_mechanism(NAME).why(**options)
+    assert "l1 does not move" in why and "l2 takes its usual step" in why
+
+
+def test_caption_says_what_each_combination_does():
+    mech = get_mechanism(NAME)
+    captions = {mech.describe(**c) for c in mech.combinations()}
+    assert len(captions) == 45  # every combination has its own title
+    assert mech.describe() == "clip all grads to total norm 0.25 after backward()"
+    # a tensor hook cannot drop .grad, and the caption says so where the run shows it
+    for layer in LAYERS:
+        text = mech.describe(edit="set_none", layer=layer, how="hook")
+        assert "(grads kept)" in text
+        assert helpers.run(NAME, edit="set_none", layer=layer, how="hook").grads_none() == []
+        assert "to None" in mech.describe(edit="set_none", layer=layer, how="post_hook")
+    # hooks clip each tensor on its own: the caption says so, and the direct clip says "total"
+    assert "on its own" in mech.describe(edit="clip", how="hook")
+    assert "total norm" in mech.describe(edit="clip", how="direct")
+    for combo in mech.combinations():
+        text = mech.describe(**combo)
+        assert {"direct": "after backward()", "hook": "register_hook",
+                "post_hook": "post-accumulate hook"}[combo["how"]] in text
 
 
 def test_edit_column_says_a_tensor_hook_cannot_drop_the_grad():

@@ -5,6 +5,7 @@ the helper under test.
 """
 
 import contextlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,14 +105,43 @@ def test_l2_case_recorded_l1_but_nothing_reaches_the_loss():
     assert output.grad_fn is None and error is not None
 
 
-def test_graph_is_a_single_loss_node_when_nothing_is_recorded():
-    for over in ("l2", "all"):
-        outline = repr(helpers.draw(helpers.run("no_grad", no_grad_over=over)))
-        lines = outline.splitlines()
-        assert lines[1] == "loss ()"
-        assert "Backward" not in outline and outline.count("(not in graph)") == 4
+def test_graph_draws_nothing_recorded_where_no_grad_ran():
+    """Whole forward: no backward node at all. L1 only: L2's addmm is the only one (L1 and the
+    ReLU after it recorded nothing, unlike detach, which records L1 and cuts it off)."""
+    whole = repr(helpers.draw(helpers.run("no_grad", no_grad_over="all")))
+    assert "Backward" not in whole
     l1 = repr(helpers.draw(helpers.run("no_grad", no_grad_over="l1")))
-    assert l1.count("(not in graph)") == 2 and "ReluBackward0" not in l1
+    assert l1.count("AddmmBackward0") == 1 and "ReluBackward0" not in l1
+
+
+def test_captions_say_what_was_recorded():
+    """Each caption, checked against what plain PyTorch recorded for that choice."""
+    mechanism = helpers.get_mechanism("no_grad")
+    captions = {over: mechanism.describe(no_grad_over=over) for over in OVER}
+    assert captions == {
+        "none": "plain step (nothing under no_grad)",
+        "l1": "L1 under no_grad: L1 and the ReLU record nothing",
+        "l2": "L2 under no_grad: L1 recorded, L2 records nothing",
+        "all": "whole forward under no_grad: nothing recorded",
+    }
+    _, _, _, hidden, output = plain_step("l1")
+    assert hidden.grad_fn is None and torch.relu(hidden).grad_fn is None
+    _, _, _, hidden, output = plain_step("l2")
+    assert hidden.grad_fn is not None and output.grad_fn is None
+    _, _, _, hidden, output = plain_step("all")
+    assert hidden.grad_fn is None and output.grad_fn is None
+    for over in OVER:  # the drawing's title is the caption
+        outline = repr(helpers.draw(helpers.run("no_grad", no_grad_over=over)))
+        assert outline.splitlines()[0] == captions[over]
+
+
+def test_every_combination_has_a_prediction_and_the_notebook_shows_none():
+    mechanism = helpers.get_mechanism("no_grad")
+    for combo in mechanism.combinations():
+        assert mechanism.why(**combo)
+    twin = (Path(__file__).resolve().parent.parent / "notebooks" / "sources"
+            / "04_no_grad.py").read_text()
+    assert 'helpers.predict("no_grad", no_grad_over="l1")' in twin and "why=" not in twin
 
 
 def test_registered_with_its_notebook():
@@ -173,9 +203,22 @@ def test_exercise_04_1():
 
 
 def test_exercise_04_2():
-    assert check("04.2", (20 * 4 + 20 * 3) * FLOAT)           # input x and the ReLU output
-    assert not check("04.2", (20 * 4 + 20 * 3 + 20 * 3) * FLOAT)  # counting L1's output too
-    assert not check("04.2", (8 * 4 + 8 * 3) * FLOAT)         # the toy batch's 224, shown above
+    # L1 and the ReLU record nothing; L2 keeps its input, the ReLU output (20 x 3 floats).
+    assert check("04.2", 20 * 3 * FLOAT)
+    net = toy_net()
+    inputs = torch.randn(20, 4)
+
+    def forward():
+        with torch.no_grad():
+            hidden = net.l1(inputs)
+        net.l2(torch.relu(hidden))
+
+    assert saved_tensor_bytes(forward, exclude=net) == 20 * 3 * FLOAT
+    for wrong, hint in [((20 * 4 + 20 * 3) * FLOAT, "whole forward in grad mode"),
+                        (0, "L2 runs outside the block"),
+                        ((8 * 4 + 8 * 3) * FLOAT, "toy batch of 8 rows")]:
+        assert not check("04.2", wrong) and hint in repr(check("04.2", wrong))
+    assert "Not yet." in repr(check("04.2", 1000))
 
 
 def test_exercise_04_3():
@@ -189,3 +232,27 @@ def test_exercise_04_3():
     assert not check("04.3", w0)
     assert not check("04.3", w0 - 0.1 * net.l1.weight.grad)
     assert EXERCISES["04.3"].why
+
+
+def test_exercise_04_1_hints():
+    assert "what are u's inputs" in repr(check("04.1", (False, True, True)))
+    assert "view of w" in repr(check("04.1", (False, False, False)))
+
+
+def test_exercise_04_4_why_the_weight_grad_is_none():
+    net = toy_net()
+    x, y = toy_batch()
+    with torch.no_grad():
+        w = net.l1.weight / net.l1.weight.norm(dim=1, keepdim=True)
+    nn.functional.mse_loss(net.l2(torch.relu(x @ w.t() + net.l1.bias)), y).backward()
+    assert net.l1.weight.grad is None and net.l1.weight.is_leaf
+    assert all(p.grad is not None for n, p in net.named_parameters() if n != "l1.weight")
+    # the same lines with the division recorded: the weight gets its gradient (so "b")
+    net = toy_net()
+    w = net.l1.weight / net.l1.weight.norm(dim=1, keepdim=True)
+    nn.functional.mse_loss(net.l2(torch.relu(x @ w.t() + net.l1.bias)), y).backward()
+    assert net.l1.weight.grad is not None
+    assert check("04.4", "b")
+    assert "copy made with recording on" in repr(check("04.4", "a"))
+    assert "Look at where w" in repr(check("04.4", "c"))
+    assert EXERCISES["04.4"].hints

@@ -138,36 +138,49 @@ def test_change_is_measured_after_the_warm_up_only():
     assert helpers.run("control").params["l1.weight"].changed  # other mechanisms unaffected
 
 
-def plain_expected_06_1():
+def plain_06_1():
+    """06.1's code by hand: (names with a grad after backward, names None when step() runs)."""
     net, (x, y) = plain_net(), plain_batch()
-    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
+    optimizer = torch.optim.SGD([net.l1.weight, net.l2.weight], lr=0.1)
     nn.functional.mse_loss(net(x), y).backward()
-    optimizer.step()
+    filled = {n for n, p in net.named_parameters() if p.grad is not None}
     optimizer.zero_grad()
-    return {n for n, p in net.named_parameters() if p.grad is not None}
+    return filled, {n for n, p in net.named_parameters() if p.grad is None}
 
 
 def plain_expected_06_3():
     net, (x, y) = plain_net(), plain_batch()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(3):
-        optimizer.zero_grad()
-        nn.functional.mse_loss(net(x), y).backward()
-        optimizer.step()
-    for p in net.l2.parameters():
-        p.requires_grad = False
-    before = [p.detach().clone() for p in net.parameters()]
-    for _ in range(3):
+    net.l1.bias.requires_grad = False
+    for step in range(4):
+        if step == 2:
+            net.l2.bias.requires_grad = False
+            before = [p.detach().clone() for p in net.parameters()]
         optimizer.zero_grad(set_to_none=False)
         nn.functional.mse_loss(net(x), y).backward()
         optimizer.step()
     return {n for (n, p), b in zip(net.named_parameters(), before) if not torch.equal(b, p)}
 
 
+def plain_expected_06_2():
+    """06.2 by hand: AdamW, frozen 2.0 with a zero grad, step then default zero_grad(), x3."""
+    p = nn.Parameter(torch.tensor(2.0))
+    optimizer = torch.optim.AdamW([p], lr=0.1, weight_decay=0.5)
+    p.requires_grad = False
+    p.grad = torch.zeros(())
+    values = []
+    for _ in range(3):
+        optimizer.step()
+        optimizer.zero_grad()
+        values.append(p.item())
+    assert p.grad is None and values[0] == values[1] == values[2]
+    return values[-1]
+
+
 @pytest.mark.parametrize("key,solution,wrong", [
-    ("06.1", {"l1.weight", "l1.bias"}, set()),
-    ("06.2", 2.0 * 0.95 ** 3, 2.0),
-    ("06.3", set(NAMES), {"l1.weight", "l1.bias"}),
+    ("06.1", "b", "a"),
+    ("06.2", 2.0 * 0.95, 2.0),
+    ("06.3", {"l1.weight", "l2.weight", "l2.bias"}, set(NAMES)),
 ])
 def test_exercises(key, solution, wrong):
     assert check(key, solution)
@@ -176,26 +189,59 @@ def test_exercises(key, solution, wrong):
 
 
 def test_exercise_expectations_are_what_pytorch_does():
-    assert plain_expected_06_1() == {"l1.weight", "l1.bias"} == EXERCISES["06.1"].expected()
-    assert plain_expected_06_3() == set(NAMES) == EXERCISES["06.3"].expected()
-    assert EXERCISES["06.2"].expected() == pytest.approx(2.0 * 0.95 ** 3, rel=1e-6)
+    filled, none_at_step = plain_06_1()
+    # (b) holds: backward filled all four, the misplaced zero_grad emptied the held weights
+    assert filled == set(NAMES) and none_at_step == {"l1.weight", "l2.weight"}
+    assert EXERCISES["06.1"].expected() == "b"
+    assert plain_expected_06_3() == {"l1.weight", "l2.weight", "l2.bias"}
+    assert EXERCISES["06.3"].expected() == plain_expected_06_3()
+    assert EXERCISES["06.2"].expected() == pytest.approx(plain_expected_06_2(), rel=1e-6)
+    assert plain_expected_06_2() == pytest.approx(2.0 * 0.95, rel=1e-6)
 
 
-def test_requires_grad_false_does_not_clear_grads_so_the_06_1_text_must_not_say_so():
-    # Plain PyTorch: freezing keeps the grads l1 already has; model.zero_grad() clears them.
-    net, (x, y) = plain_net(), plain_batch()
-    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
-    nn.functional.mse_loss(net(x), y).backward()
-    optimizer.zero_grad()
-    for p in net.l1.parameters():
-        p.requires_grad = False
-    assert all(p.grad is not None and p.grad.any() for p in net.l1.parameters())
-    net.zero_grad()
-    assert all(p.grad is None for p in net.l1.parameters())
-    why = EXERCISES["06.1"].why
-    assert "model.zero_grad() clears them" in why
-    assert "requires_grad_(False) deals with" not in why
-    assert "requires_grad_(False) does not" in why
+@pytest.mark.parametrize("key,wrong,phrase", [
+    ("06.1", "a", "already None"),
+    ("06.1", "c", "right after backward()"),
+    ("06.2", 2.0, "Before the first step the grad is zeros"),
+    ("06.2", 2.0 * 0.95 ** 3, "set_to_none=False"),
+    ("06.3", set(NAMES), "Look at l1.bias"),
+    ("06.3", {"l1.weight", "l2.weight"}, "momentum buffer"),
+])
+def test_common_wrong_answers_get_their_hint(key, wrong, phrase):
+    verdict = repr(check(key, wrong))
+    assert verdict.startswith(f"[{key}] Not yet.") and phrase in verdict
+
+
+def test_prediction_of_the_notebook_question_matches_the_run():
+    mechanism = helpers.get_mechanism("optimizer_subsets")
+    options = {"params": "l2", "optimizer": "adam", "excluded": "alone"}
+    assert helpers.run("optimizer_subsets", **options).grads_none() == []
+    why = mechanism.why(**options)
+    assert "l1 included" in why and "six passes" in why
+    assert helpers.run("optimizer_subsets", **options).params["l1.weight"].extra[
+        "grad before step"] == "values (6 passes)"
+
+
+def test_caption_names_optimizer_holdings_and_freezing_for_every_combination():
+    mechanism = helpers.get_mechanism("optimizer_subsets")
+    captions = {}
+    for combo in mechanism.combinations():
+        text = mechanism.describe(**combo)
+        outcome = helpers.run("optimizer_subsets", **combo)
+        fixed = "l2" if combo["params"] == "l1" else "l1"
+        if combo["excluded"] == "alone":
+            assert "nothing frozen" in text
+            assert all(p.requires_grad for p in outcome.params.values())
+        else:
+            grads = "None" if combo["excluded"] == "frozen" else "zeros"
+            assert f"{fixed.upper()} frozen, grads {grads}" in text
+            assert not outcome.params[f"{fixed}.weight"].requires_grad
+            assert outcome.params[f"{fixed}.weight"].grad == grads
+        captions[text] = combo
+    assert len(captions) == 48  # every combination has its own title
+    assert mechanism.describe() == "Adam over L2 only, nothing frozen"
+    assert mechanism.describe(params="lr0", optimizer="momentum", excluded="zeros") == (
+        "SGD momentum over all, L1 at lr=0, L1 frozen, grads zeros")
 
 
 def test_frozen_choice_label_names_the_clearing_the_step_does():

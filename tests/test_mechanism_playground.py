@@ -121,19 +121,49 @@ def test_options_come_from_the_registry_and_cover_every_combination():
     assert len(table.rows) == len(COMBINATIONS) == 144
 
 
+def test_caption_says_plain_step_or_each_changed_option():
+    mechanism = helpers.get_mechanism("playground")
+    assert mechanism.describe() == "plain step"
+    assert mechanism.describe(freeze="l1", detach="l1", optimizer="l2") == (
+        "L1 frozen; detach after L1; optimizer holds only l2")
+    for combination in COMBINATIONS:   # one phrase per changed option, in option order
+        changed = [k for k in KNOBS if combination[k] != KNOBS[k][0]]
+        text = mechanism.describe(**combination)
+        assert len(text.split("; ")) == max(1, len(changed)), combination
+        assert (text == "plain step") == (not changed)
+
+
+def test_predictions_name_the_grads_that_come_back_none():
+    """Each registered explanation starts with the answer a fresh run gives."""
+    mechanism = helpers.get_mechanism("playground")
+    assert mechanism.predictions
+    for key, why in mechanism.predictions.items():
+        options = dict(item.split("=") for item in key.split(", "))
+        none = helpers.run("playground", **options).grads_none()
+        if not none:
+            assert why.startswith("None of them:"), key
+        elif len(none) == 4:
+            assert why.startswith("All four."), key
+        else:
+            assert why.startswith(" and ".join(none)), key
+    # the quiz of notebook 08 reads it from the registry
+    assert "moves nothing" in mechanism.why(no_grad="l1", optimizer="l1")
+
+
 def test_exercises_accept_solutions_and_reject_wrong_answers():
     assert helpers.check("08.1", {"l1.weight", "l2.weight", "l2.bias"})
     wrong = helpers.check("08.1", {"l2.weight", "l2.bias"})   # "frozen never moves"
-    assert not wrong and "without the weight decay" in repr(wrong)
+    assert not wrong and "without weight_decay" in repr(wrong)
+    wrong = helpers.check("08.1", set(NAMES))                  # "weight decay moves l1.bias"
+    assert not wrong and "skips a parameter whose .grad is None" in repr(wrong)
     assert not helpers.check("08.1", set())
-    assert helpers.check("08.2", (32 * 3 + 32 + 32) * 4)        # 640, counted by hand
-    assert not helpers.check("08.2", 160)                        # the batch of 8's count
-    assert not helpers.check("08.2", (32 * 4 + 32 * 3 + 32 + 32) * 4)   # also counting x
-    why = repr(helpers.check("08.2", 160))
-    assert "160" in why and "1152" in why                        # names both wrong answers
-    assert helpers.check("08.3", 3)
-    for wrong in (1, 2, 4):
-        assert not helpers.check("08.3", wrong)
+    assert helpers.check("08.2", set())
+    assert "is l1 in this optimizer" in repr(helpers.check("08.2", {"l1.weight", "l1.bias"}))
+    assert "when L2 is frozen" in repr(helpers.check("08.2", {"l2.weight", "l2.bias"}))
+    assert helpers.check("08.3", "b")
+    assert "param_groups" in repr(helpers.check("08.3", "a"))
+    assert "without optimizer.zero_grad()" in repr(helpers.check("08.3", "c"))
+    assert "Not answered yet" in repr(helpers.check("08.1", ...))
 
 
 def test_exercise_08_1_frozen_weight_with_a_zero_grad_moves_under_weight_decay():
@@ -150,43 +180,27 @@ def test_exercise_08_1_frozen_weight_with_a_zero_grad_moves_under_weight_decay()
     assert torch.equal(net.l1.bias, b0)                          # grad None: skipped
 
 
-def test_exercise_08_2_measured_on_a_batch_of_32():
-    from helpers.costs import saved_tensor_bytes
-
-    net = helpers.toy_net()
-    x, y = torch.randn(32, 4), torch.randn(32, 1)
-
-    def forward():
-        with torch.no_grad():
-            hidden = torch.relu(net.l1(x))
-        helpers.toy_loss(net.l2(hidden), y)
-    assert saved_tensor_bytes(forward, exclude=net) == 640
-
-    def plain():
-        helpers.toy_loss(net(x), y)
-    assert saved_tensor_bytes(plain, exclude=net) == 1152
+def test_exercise_08_2_frozen_l2_in_the_optimizer_moves_nothing():
+    l1, l2 = nn.Linear(4, 3), nn.Linear(3, 1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    l2.requires_grad_(False)
+    optimizer = torch.optim.SGD(l2.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in [*l1.parameters(), *l2.parameters()]]
+    ((l2(torch.relu(l1(x))) - y) ** 2).mean().backward()
+    optimizer.step()
+    assert l1.weight.grad is not None and l2.weight.grad is None   # flows through frozen L2
+    after = [*l1.parameters(), *l2.parameters()]
+    assert all(torch.equal(b, a) for b, a in zip(before, after))
 
 
-def test_exercise_08_3_batchnorm_counts_in_train_whatever_the_grad_mode():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
-    x, _ = helpers.toy_batch()
-    counts = []
-    with torch.no_grad():
-        model(x)
-    counts.append(int(model[1].num_batches_tracked))
-    model.eval()
-    model(x)
-    counts.append(int(model[1].num_batches_tracked))
-    model.train()
-    with torch.inference_mode():
-        model(x)
-    counts.append(int(model[1].num_batches_tracked))
-    model(x)
-    counts.append(int(model[1].num_batches_tracked))
-    assert counts == [1, 1, 2, 3]
-    assert helpers.check("08.3", counts[-1])
-    assert "Not answered yet" in repr(helpers.check("08.1", ...))
+def test_exercise_08_3_freezing_after_building_the_optimizer():
+    l1, l2 = nn.Linear(4, 3), nn.Linear(3, 1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    optimizer = torch.optim.SGD([*l1.parameters(), *l2.parameters()], lr=0.1)
+    l1.requires_grad_(False)
+    ((l2(torch.relu(l1(x))) - y) ** 2).mean().backward()    # no zero_grad: still None
+    assert l1.weight.grad is None and l2.weight.grad is not None
+    assert any(p is l1.weight for p in optimizer.param_groups[0]["params"])   # still held
 
 
 def test_inference_inplace_explanation_says_the_value_is_written_before_the_error():

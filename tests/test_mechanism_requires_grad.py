@@ -116,20 +116,37 @@ def test_graph_nodes_frozen_l1_vs_frozen_l2():
     assert names["l1"].count("AddmmBackward0") == 1 and "ReluBackward0" not in names["l1"]
     assert names["l2"].count("AddmmBackward0") == 2 and "ReluBackward0" in names["l2"]
     assert names["l1"].count("AccumulateGrad") == names["l2"].count("AccumulateGrad") == 2
+    # The registry's "in graph" column says which parameters have an AccumulateGrad node
+    # (graph labels are the graph module's business and are not checked here).
+    for frozen in ("l1", "l2"):
+        column = helpers.run("requires_grad", frozen=frozen).params
+        assert {n for n in NAMES if column[n].extra["in graph"] == "no"} == FROZEN_NAMES[frozen]
 
-    # The drawn outline says the same: frozen parameters are marked "(not in graph)".
-    outline_l1 = repr(helpers.draw(helpers.run("requires_grad", frozen="l1")))
-    outline_l2 = repr(helpers.draw(helpers.run("requires_grad", frozen="l2")))
-    assert outline_l1.count("AddmmBackward0") == 1 and "ReluBackward0" not in outline_l1
-    assert outline_l2.count("AddmmBackward0") == 2 and "ReluBackward0" in outline_l2
-    for param in ("l1.weight", "l1.bias"):
-        assert f"{param} " in outline_l1 and "grad: None (not in graph)" in outline_l1
-        assert [line for line in outline_l1.splitlines() if param in line][0].strip().endswith(
-            "grad: None (not in graph)")
-    for param in ("l2.weight", "l2.bias"):
-        assert [line for line in outline_l2.splitlines() if param in line][0].strip().endswith(
-            "grad: None (not in graph)")
-    assert outline_l2.count("AccumulateGrad") == 2
+
+def test_caption_and_prediction_for_every_option():
+    mechanism = helpers.get_mechanism("requires_grad")
+    captions = set()
+    for frozen in FROZEN_NAMES:
+        caption = mechanism.describe(frozen=frozen)
+        assert caption and len(caption) <= 60, caption
+        captions.add(caption)
+        why = mechanism.why(frozen=frozen)
+        assert why and "l2.weight and l2.bias" not in why  # the folded answer lists the names
+    assert len(captions) == len(FROZEN_NAMES)
+    assert mechanism.describe(frozen="none") == "plain step"
+    assert "requires_grad_(False)" in mechanism.describe(frozen="l1")
+    # "L1 not recorded" / "L2 still recorded": what the frozen layer leaves in the graph
+    x, y = plain_batch()
+    for frozen, recorded in (("l1", False), ("l2", True)):
+        net = plain_net()
+        for name, p in net.named_parameters():
+            p.requires_grad = name not in FROZEN_NAMES[frozen]
+        layer = net.l1 if frozen == "l1" else net.l2
+        hidden = torch.relu(net.l1(x))
+        out = layer(x) if frozen == "l1" else layer(hidden)
+        assert (out.grad_fn is not None) == recorded
+        assert ("still recorded" in mechanism.describe(frozen=frozen)) == recorded
+        assert ("not recorded" in mechanism.describe(frozen=frozen)) == (not recorded)
 
 
 def test_freeze_and_trainable_parameters_helpers():
@@ -152,15 +169,20 @@ def test_truth_table_rows():
 
 def test_exercise_solutions_pass_and_wrong_answers_fail():
     assert check("02.1", {"l1.weight"})
-    assert not check("02.1", {"l1.weight", "l1.bias"})
-    assert check("02.2", 3)
-    assert not check("02.2", 2)  # as if the whole of l2 were frozen
-    assert not check("02.2", 4)
+    wrong = check("02.1", {"l1.weight", "l1.bias"})      # the whole layer frozen
+    assert not wrong and "does l1.bias still require grad?" in repr(wrong)
+    assert check("02.2", "b")
+    for letter in ("a", "c"):
+        verdict = check("02.2", letter)
+        assert not verdict and "Try it" in repr(verdict) and "b:" not in repr(verdict)
     assert check("02.3", 4)
-    assert not check("02.3", 16)
+    assert "counts every parameter" in repr(check("02.3", 19))
+    assert "counts l1's numbers" in repr(check("02.3", 15))
     assert "Right." in repr(check("02.3", 4)) and "Not yet." in repr(check("02.3", 3))
     assert not check("02.1", ...)
     assert "Not answered yet" in repr(check("02.1", ...))
+    for key in ("02.1", "02.2", "02.3"):
+        assert EXERCISES[key].hints, key
 
 
 def test_exercise_expectations_from_plain_pytorch():
@@ -169,8 +191,31 @@ def test_exercise_expectations_from_plain_pytorch():
     net.l1.weight.requires_grad = False
     nn.functional.mse_loss(net(x), y).backward()
     assert EXERCISES["02.1"].expected() == {n for n, p in net.named_parameters() if p.grad is None}
-    net = plain_net()
-    net.l2.weight.requires_grad_(False)
-    names, _ = node_names(nn.functional.mse_loss(net(x), y))
-    assert EXERCISES["02.2"].expected() == names.count("AccumulateGrad") == 3
     assert EXERCISES["02.3"].expected() == 3 * 1 + 1
+
+
+def l2_bias_grad(unfreeze_before_forward):
+    """02.2's step: freeze l2.bias, unfreeze it before or after the forward pass, backward."""
+    net, (x, y) = plain_net(), plain_batch()
+    net.l2.bias.requires_grad = False
+    if unfreeze_before_forward:
+        net.l2.bias.requires_grad = True
+    loss = nn.functional.mse_loss(net(x), y)
+    net.l2.bias.requires_grad = True
+    loss.backward()
+    return net.l2.bias.grad
+
+
+def test_exercise_02_2_statements():
+    # b: unfrozen after the forward pass, the grad stays None (the others get theirs) ...
+    assert l2_bias_grad(unfreeze_before_forward=False) is None
+    # ... a is false: unfrozen before the forward pass, it gets a gradient ...
+    assert l2_bias_grad(unfreeze_before_forward=True) is not None
+    # ... c is false: requires_grad_ leaves a grad it holds alone.
+    net, (x, y) = plain_net(), plain_batch()
+    nn.functional.mse_loss(net(x), y).backward()
+    held = net.l2.bias.grad
+    net.l2.bias.requires_grad_(False)
+    net.l2.bias.requires_grad_(True)
+    assert net.l2.bias.grad is held
+    assert EXERCISES["02.2"].expected() == "b"

@@ -179,40 +179,144 @@ def test_multiples_table():
                     == outcome.params[f"{layer}.bias"].extra["grad vs g1"])
 
 
-def accumulate_micro_batches(scale):
-    """The exercise 01.3 pattern by hand: 4 micro-batches of 2 rows, each loss times scale."""
+def accumulate_sum_micro_batches(scale):
+    """The exercise 01.3 pattern by hand: 4 micro-batches of 2 rows, each sum loss * scale."""
     net, (x, y) = plain_net(), plain_batch()
     for xb, yb in zip(x.split(2), y.split(2)):
-        (nn.functional.mse_loss(net(xb), yb) * scale).backward()
+        (((net(xb) - yb) ** 2).sum() * scale).backward()
     return net.l1.weight.grad
 
 
-def test_exercise_solutions_pass_and_wrong_answers_fail():
-    assert bool(check("01.1", 3)) is True
-    assert bool(check("01.1", 1)) is False
-    assert bool(check("01.1", 4)) is False
-    right = {"optimizer.zero_grad()", "model.zero_grad()"}
-    assert bool(check("01.2", right)) is True
-    assert bool(check("01.2", {"optimizer.zero_grad()"})) is False  # the popular myth
-    assert bool(check("01.3", accumulate_micro_batches(1 / 4))) is True
-    assert bool(check("01.3", accumulate_micro_batches(1.0))) is False
+def l2_bias_after_l1_only_loop(clear_all):
+    """Exercise 01.1 by hand: 5 iterations, optimizer over l1 only; returns l2.bias.grad and
+    each iteration's own l2.bias gradient."""
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.l1.parameters(), lr=0.1)
+    each = []
+    for _ in range(5):
+        if clear_all:
+            for p in net.parameters():
+                p.grad = None
+        else:
+            optimizer.zero_grad()
+        loss = nn.functional.mse_loss(net(x), y)
+        each.append(torch.autograd.grad(loss, net.l2.bias, retain_graph=True)[0])
+        loss.backward()
+        optimizer.step()
+    return net.l2.bias.grad, each
+
+
+def test_exercise_01_1_l2_sums_all_five_iterations():
+    grad, each = l2_bias_after_l1_only_loop(clear_all=False)
+    assert torch.allclose(grad, sum(each))
+    assert not torch.allclose(grad, sum(each[1:]))  # the iterations differ: l1 moves
+    assert EXERCISES["01.1"].expected() == 5
+    assert check("01.1", 5)
+    grad, each = l2_bias_after_l1_only_loop(clear_all=True)
+    assert torch.allclose(grad, each[-1])
+    verdict = check("01.1", 1)  # what clearing every parameter would give
+    assert not verdict and "model.zero_grad()" in repr(verdict)
+
+
+def test_exercise_01_2_mixed_clearing():
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.l1.parameters(), lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    optimizer.zero_grad(set_to_none=False)
+    net.l2.zero_grad()
+    expected = {"l1.weight": "zeros", "l1.bias": "zeros", "l2.weight": "None", "l2.bias": "None"}
+    assert {n: "None" if p.grad is None else "zeros" if not p.grad.any() else "values"
+            for n, p in net.named_parameters()} == expected
+    assert check("01.2", expected)
+    myth = check("01.2", dict.fromkeys(NAMES, "zeros"))
+    assert not myth and "set_to_none=True" in repr(myth)
+    untouched = check("01.2", {**expected, "l1.weight": "values", "l1.bias": "values"})
+    assert not untouched and "fills them with 0" in repr(untouched)
+
+
+def test_exercise_01_3_sum_losses_need_one_over_n():
+    full = plain_net()
+    x, y = plain_batch()
+    nn.functional.mse_loss(full(x), y).backward()
+    right = accumulate_sum_micro_batches(1 / 8)
+    assert torch.allclose(right, full.l1.weight.grad, atol=1e-7)
+    assert torch.equal(EXERCISES["01.3"].expected(), full.l1.weight.grad)
+    assert check("01.3", right)
+    per_micro_batch = check("01.3", accumulate_sum_micro_batches(1 / 4))
+    assert not per_micro_batch and "These are sums" in repr(per_micro_batch)
+    unscaled = check("01.3", accumulate_sum_micro_batches(1.0))
+    assert not unscaled and "not the mean" in repr(unscaled)
+    assert not check("01.3", accumulate_sum_micro_batches(1 / 2))
+
+
+def test_exercise_01_4_zero_grad_before_logging():
+    net, (x, y) = plain_net(), plain_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    nn.functional.mse_loss(net(x), y).backward()
+    after_backward = net.l1.weight.grad.clone()
+    optimizer.step()
+    assert torch.equal(net.l1.weight.grad, after_backward)  # step() leaves .grad alone
+    optimizer.zero_grad()
+    assert net.l1.weight.grad is None
+    assert check("01.4", "b")
+    for wrong in ("a", "c"):
+        verdict = check("01.4", wrong)
+        assert not verdict and "net.l1.weight.grad" in repr(verdict)
     verdict = check("01.1", ...)
     assert bool(verdict) is False and "Not answered yet" in repr(verdict)
+    assert all(EXERCISES[k].hints for k in ("01.1", "01.2", "01.3", "01.4"))
 
 
-def test_exercise_expectations_from_plain_pytorch():
-    net, (x, y) = plain_net(), plain_batch()
-    optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)
-    grads = []
-    for _ in range(3):
-        optimizer.zero_grad()
-        loss = nn.functional.mse_loss(net(x), y)
-        grads.append(torch.autograd.grad(loss, net.l1.weight, retain_graph=True)[0])
-        loss.backward()
-    assert torch.equal(net.l1.weight.grad, 3 * grads[0])
-    assert EXERCISES["01.1"].expected() == 3
-    assert EXERCISES["01.2"].expected() == {"optimizer.zero_grad()", "model.zero_grad()"}
-    full = plain_net()
-    nn.functional.mse_loss(full(x), y).backward()
-    assert torch.equal(EXERCISES["01.3"].expected(), full.l1.weight.grad)
-    assert torch.allclose(accumulate_micro_batches(1 / 4), full.l1.weight.grad)
+# ----- predict-first texts and captions ----------------------------------------------------
+
+
+def test_captions_differ_for_every_combination():
+    mechanism = helpers.get_mechanism("zero_grad")
+    captions = [mechanism.describe(**o) for o in mechanism.combinations()]
+    assert len(set(captions)) == len(captions) == 40
+    assert mechanism.describe(clear="optimizer", passes=0, optimizer_has="l2") == (
+        "optimizer.zero_grad(), no backward; optimizer holds only l2")
+    assert mechanism.describe(clear="zeros", passes=2) == (
+        "zero_grad(set_to_none=False), 2 backward passes; optimizer holds all parameters")
+
+
+# A prediction key -> (the grads that are None, the multiple of g1 a text names, and whose).
+PREDICTED = {
+    ("optimizer", 1, "all"): ([], None),
+    ("nothing", 1, "all"): ([], ("2 × g1", NAMES)),
+    ("model", 1, "all"): ([], None),
+    ("zeros", 1, "all"): ([], None),
+    ("loop", 1, "all"): ([], None),
+    ("optimizer", 0, "all"): (list(NAMES), None),
+    ("optimizer", 2, "all"): ([], ("2 × g1", NAMES)),
+    ("optimizer", 3, "all"): ([], ("3 × g1", NAMES)),
+    ("optimizer", 1, "l2"): ([], ("2 × g1", ("l1.weight", "l1.bias"))),
+    ("optimizer", 0, "l2"): (["l2.weight", "l2.bias"], None),
+    ("model", 0, "all"): (list(NAMES), None),
+}
+
+
+@pytest.mark.parametrize("clear,passes,holds", list(PREDICTED))
+def test_predictions_match_the_step(clear, passes, holds):
+    """Each registered predict-first text exists, and the grads it explains (None, or the
+    multiple of g1 it names) are what plain PyTorch gives."""
+    mechanism = helpers.get_mechanism("zero_grad")
+    why = mechanism.why(clear=clear, passes=passes, optimizer_has=holds)
+    none, multiple = PREDICTED[(clear, passes, holds)]
+    net, *_ = plain_iteration(clear, passes, holds)
+    assert [n for n, p in net.named_parameters() if p.grad is None] == none
+    outcome = helpers.run("zero_grad", clear=clear, passes=passes, optimizer_has=holds)
+    assert outcome.grads_none() == none
+    if multiple is not None:
+        text, names = multiple
+        assert f"({text})" in why
+        k = int(text.split()[0])
+        for name in names:
+            assert expected_multiple(clear, passes, holds, name) == k
+
+
+def test_registered_predictions_are_exactly_the_tested_ones():
+    mechanism = helpers.get_mechanism("zero_grad")
+    assert len(mechanism.predictions) == len(PREDICTED)
+    for clear, passes, holds in PREDICTED:
+        mechanism.why(clear=clear, passes=passes, optimizer_has=holds)

@@ -18,6 +18,7 @@ from torch import nn
 
 import helpers
 from helpers import costs, myths
+from helpers.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parent.parent
 TWIN = ROOT / "notebooks" / "sources" / "10_myths.py"
@@ -388,18 +389,23 @@ def plain_no_grad_fn_letters():
     """Exercise 10.1 in plain PyTorch."""
     x, _ = plain_batch()
     found = set()
-    net = plain_net().eval()
+    net = plain_net()
+    net[0].requires_grad_(False)
     if net(x).grad_fn is None:
         found.add("a")
+    with torch.inference_mode():
+        if plain_net()(x).grad_fn is None:
+            found.add("b")
+    if plain_net()(x.detach()).grad_fn is None:
+        found.add("c")
+    net = plain_net().requires_grad_(False)
+    with torch.enable_grad():
+        if net(x).grad_fn is None:
+            found.add("d")
     net = plain_net()
     with torch.no_grad():
-        if net(x).grad_fn is None:
-            found.add("b")
-    if plain_net().requires_grad_(False)(x).grad_fn is None:
-        found.add("c")
-    if plain_net().requires_grad_(False)(x.clone().requires_grad_()).grad_fn is None:
-        found.add("d")
-    if plain_net()(x).detach().grad_fn is None:
+        h = net[1](net[0](x))
+    if net[2](h).grad_fn is None:
         found.add("e")
     return found
 
@@ -424,10 +430,10 @@ def plain_losses_that_train():
 
 
 def test_exercise_solutions_pass_and_wrong_answers_fail():
-    assert plain_no_grad_fn_letters() == {"b", "c", "e"}
-    assert helpers.check("10.1", {"b", "c", "e"})
-    assert not helpers.check("10.1", {"b", "c"})
-    assert not helpers.check("10.1", {"a", "b", "c", "e"})
+    assert plain_no_grad_fn_letters() == {"b", "d"}
+    assert helpers.check("10.1", {"b", "d"})
+    assert not helpers.check("10.1", {"b"})
+    assert not helpers.check("10.1", {"a", "b", "d"})
 
     by_hand = 5 * 16 * 1024 * 4
     assert helpers.check("10.2", (by_hand, 0, 0, by_hand))
@@ -440,6 +446,46 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
 
     unanswered = helpers.check("10.1", ...)
     assert not unanswered and "Not answered yet" in repr(unanswered)
+
+
+def plain_l1_grad_after_normalise(decorated):
+    """Exercise 10.4 in plain PyTorch: L1's grad when L2 reads normalise(h).clone()."""
+    def normalise(t):
+        return (t - t.mean(0)) / t.std(0)
+
+    if decorated:
+        normalise = torch.inference_mode()(normalise)
+    x, y = plain_batch()
+    net = plain_net()
+    h = torch.relu(net[0](x))
+    F.mse_loss(net[2](normalise(h).clone()), y).backward()
+    assert net[2].weight.grad is not None       # L2 trains either way
+    return net[0].weight.grad
+
+
+def test_10_4_the_decorator_cuts_the_history_not_the_clone():
+    assert plain_l1_grad_after_normalise(decorated=True) is None
+    assert plain_l1_grad_after_normalise(decorated=False) is not None   # (c) is false
+    x, _ = plain_batch()
+    assert torch.relu(plain_net()[0](x)).clone().grad_fn is not None    # (b) is false
+    assert helpers.check("10.4", "a")
+    for letter, says in (("b", "clone() is recorded"), ("c", "Remove the decorator")):
+        verdict = helpers.check("10.4", letter)
+        assert not verdict and says in repr(verdict)
+
+
+def test_every_notebook_10_exercise_has_a_hint_for_a_wrong_answer():
+    by_hand = 5 * 16 * 1024 * 4
+    hinted = [("10.1", {"b", "c", "d"}, "Look again at (c)"),   # detaching x cuts the forward
+              ("10.1", {"b"}, "Look again at (d)"),             # enable_grad() always records
+              ("10.1", {"b", "d", "e"}, "Look again at (e)"),   # no_grad covered L2 too
+              ("10.2", (by_hand, 0, 0, 0), "The last one is too low"),  # detach frees the saved
+              ("10.3", {"a", "b", "c"}, "With an ordinary target"),
+              ("10.3", {"c"}, "Look again at (b)")]
+    for key, wrong, says in hinted:
+        verdict = helpers.check(key, wrong)
+        assert not verdict and says in repr(verdict), (key, repr(verdict))
+    assert all(EXERCISES[k].hints for k in ("10.1", "10.2", "10.3", "10.4"))
 
 
 def test_check_finds_notebook_10_exercises_in_a_fresh_interpreter():

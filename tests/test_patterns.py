@@ -6,8 +6,10 @@ helper under test.
 
 import contextlib
 import copy
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from helpers import patterns
 from helpers.exercises import EXERCISES
 
 LR = 0.1
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def batch(seed=0, n=8, features=4, classes=3):
@@ -425,7 +428,9 @@ def test_table_and_outline():
     assert "generator.weight (3, 2) grad: None (not in graph)" in repr(result.draw())
     broken = patterns.run_pattern("gan", "no_detach")
     assert "PyTorch raised RuntimeError" in repr(broken.table())
-    assert repr(broken.draw(beside=result)).startswith("gan: correct")
+    assert repr(broken.draw(beside=result)).startswith("A GAN training step, correct")
+    assert ("A GAN training step, mistake: discriminator trained on fake without detach()"
+            in repr(broken.draw()))
 
 
 def test_draw_svg(require_tool):
@@ -455,16 +460,45 @@ def test_quiz_and_explorer_are_the_series_widgets():
 
 
 def test_quiz_names_the_pattern_and_rejects_unknown_modules():
-    quiz = patterns.predict("gan", mistake="no_detach", why="because")
+    quiz = patterns.predict("gan", mistake="no_detach")
     assert repr(quiz) == "PatternQuiz('gan', mistake='no_detach')"
     assert list(quiz.boxes) == ["generator", "discriminator"]
     quiz.choose(["generator", "discriminator"])
-    assert quiz.check() and "It reaches: generator, discriminator. because" in \
-        quiz.feedback.value
+    why = patterns.PATTERNS["gan"].predictions["no_detach"]
+    assert quiz.check() and f"It reaches: generator, discriminator. {why}" in \
+        quiz.feedback.value.replace("&#x27;", "'")
     with pytest.raises(ValueError, match="unknown module"):
         quiz.choose(["critic"])
     with pytest.raises(ValueError, match="valid patterns"):
         patterns.predict("vae")
+
+
+def test_predictions_live_with_the_pattern_not_the_notebook():
+    """The quiz's explanation comes from the pattern's data; the notebook passes none."""
+    quiz = patterns.predict("stopped_branch", mistake="freeze")
+    assert quiz.answer == {"stem"}            # frozen branch: recorded, the stem is reached
+    assert quiz.why == patterns.PATTERNS["stopped_branch"].predictions["freeze"]
+    assert "<details" in quiz.details_html() and "It reaches: stem." in quiz.details_html()
+    bare = patterns.Pattern("bare", "t", lambda rec, mistake: None, "loss", (), (),
+                            {"oops": "a mistake"}, "summary", {"oops": "why."})
+    with pytest.raises(ValueError, match="no prediction for 'correct'; registered: 'oops'"):
+        bare.why()
+    with pytest.raises(ValueError, match="'no_detach'"):
+        patterns.predict("gan", mistake="freeze")       # an unknown mistake names the valid ones
+    with pytest.raises(TypeError):
+        patterns.predict("gan", mistake="no_detach", why="in the notebook")   # no why= any more
+    source = (ROOT / "notebooks" / "sources" / "09_patterns.py").read_text(encoding="utf-8")
+    assert "patterns.predict(" in source and not re.search(r"predict\([^)]*\bwhy=", source)
+
+
+def test_every_variant_has_a_prediction_and_strays_are_refused():
+    for name, item in patterns.PATTERNS.items():
+        assert set(item.predictions) == set(item.variants), name
+        assert all(text.endswith(".") for text in item.predictions.values()), name
+    with pytest.raises(ValueError, match="unknown variant.*'typo'.*valid: correct, oops"):
+        patterns.core.pattern("probe_only", "t", "loss", [], [], {"oops": "a mistake"},
+                              predictions={"typo": "why."})(lambda rec, mistake: None)
+    assert "probe_only" not in patterns.PATTERNS
 
 
 def test_explorer_variants_follow_the_pattern():
@@ -480,7 +514,8 @@ def test_explorer_variants_follow_the_pattern():
     assert [label for label, _ in explorer.controls["variant"].options] == [
         "correct", "mistake: critic trained on the actor's action without detach()",
         "mistake: critic's grads not cleared after the actor's step"]
-    assert "critic.weight" in explorer.table.value and "gan:" not in explorer.graph.value
+    assert "critic.weight" in explorer.table.value
+    assert "A GAN training step" not in explorer.graph.value
     explorer.set(variant="no_clear")
     assert "check failed" in explorer.table.value
     explorer.set(pattern="ema", variant="no_no_grad")
@@ -515,9 +550,12 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
     # the hints: EMA updated before the step, or with 0.9 and 0.1 swapped, is wrong
     torch.manual_seed(0)
     old = nn.Linear(4, 1).weight.detach()
-    assert not helpers.check("09.1", 0.9 * old + 0.1 * old)          # before the step
-    assert not helpers.check("09.1", 0.1 * old + 0.9 * student.weight.detach())   # swapped
-    assert "swapping 0.9 and 0.1" in repr(helpers.check("09.1", old))
+    before_step = helpers.check("09.1", 0.9 * old + 0.1 * old)
+    assert not before_step and "before its step" in repr(before_step)
+    swapped = helpers.check("09.1", 0.1 * old + 0.9 * student.weight.detach())
+    assert not swapped and "nine tenths" in repr(swapped)
+    other = helpers.check("09.1", old + 1.0)             # no hint: the explanation
+    assert not other and "swapping 0.9 and 0.1" in repr(other)
 
     torch.manual_seed(0)
     trunk = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
@@ -528,6 +566,7 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
     wrong = torch.autograd.grad(main_loss + F.cross_entropy(probe(features), labels),
                                 trunk[0].weight)[0]
     assert helpers.check("09.2", right) and not helpers.check("09.2", wrong)
+    assert "also carries the probe's loss" in repr(helpers.check("09.2", wrong))
 
     _, readout = plain_bptt(detach=True)
     assert helpers.check("09.3", readout.bias)
@@ -548,12 +587,12 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
         loss.backward()                        # no zero_grad() before it
         opt.step()
     assert not helpers.check("09.3", readout_nz.bias)
-    assert "without zero_grad()" in repr(helpers.check("09.3", readout_nz.bias))
+    assert "first chunk's gradient, still in .grad" in repr(helpers.check("09.3", readout_nz.bias))
 
     names = {"backbone.0.weight", "backbone.0.bias", "head.weight", "head.bias"}
     assert helpers.check("09.4", {"head.weight", "head.bias"})
     wrong = helpers.check("09.4", names)                 # the answer without the detach()
-    assert not wrong and "without the detach() all four" in repr(wrong)
+    assert not wrong and "with a gradient without the detach()" in repr(wrong)
     backbone, head, x, labels = plain_transfer()
     torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=0.1).zero_grad()
     F.cross_entropy(head(backbone(x).detach()), labels).backward()
@@ -561,7 +600,40 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
                            *(("head." + k, v) for k, v in head.named_parameters())]
             if p.grad is not None} == {"head.weight", "head.bias"}
     assert "Not answered yet" in repr(helpers.check("09.4", ...))
-    assert {"09.1", "09.2", "09.3", "09.4"} <= set(EXERCISES)
+    assert {"09.1", "09.2", "09.3", "09.4", "09.5"} <= set(EXERCISES)
+    assert all(EXERCISES[k].hints for k in ("09.1", "09.2", "09.3", "09.4", "09.5"))
+
+
+def plain_byol_encoder_grad(no_grad_target=True, detach_online=True, predictor_only=True):
+    """Exercise 09.5's step in plain PyTorch: the encoder's grad with one suspect removed."""
+    torch.manual_seed(0)
+    encoder, predictor = nn.Linear(4, 4), nn.Linear(4, 4)
+    target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    view1, view2 = torch.randn(2, 8, 4, generator=g)
+    params = list(predictor.parameters())
+    if not predictor_only:
+        params += list(encoder.parameters())
+    optimizer = torch.optim.SGD(params, lr=LR)
+    with torch.no_grad() if no_grad_target else contextlib.nullcontext():
+        target = target_encoder(view2)
+    features = encoder(view1)
+    online = predictor(features.detach() if detach_online else features)
+    optimizer.zero_grad()
+    (-F.cosine_similarity(online, target).mean()).backward()
+    assert predictor.weight.grad is not None          # the loss does have a gradient
+    return encoder.weight.grad
+
+
+def test_09_5_only_the_online_detach_starves_the_encoder():
+    assert plain_byol_encoder_grad() is None
+    assert plain_byol_encoder_grad(no_grad_target=False) is None     # (a) is not the cause
+    assert plain_byol_encoder_grad(predictor_only=False) is None     # (c) is not the cause
+    assert plain_byol_encoder_grad(detach_online=False) is not None  # (b) is
+    assert helpers.check("09.5", "b")
+    for letter, says in (("a", "runs the target encoder"), ("c", "whatever the optimizer")):
+        verdict = helpers.check("09.5", letter)
+        assert not verdict and says in repr(verdict)
 
 
 @pytest.mark.parametrize("way", ["freeze", "no_grad", "detach"])

@@ -184,3 +184,30 @@ def test_notebook_imports_only_the_facade(source):
     import helpers
 
     assert facade_violations(ast.parse(source.read_text()), set(helpers.__all__)) == []
+
+
+PREDICT_CALL = re.compile(r"\b(?:helpers|patterns)\.predict\(")
+ANSWER = re.compile(r'<details class="gfl-answer"><summary>.*?</summary><p>(.*?)</p></details>',
+                    re.S)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_predict_first_answer_is_folded_below_the_quiz_not_in_the_source(source):
+    """Each notebook asks one predict-first question. Its source carries no answer (no
+    ``why=``): the explanation comes from the registry and is stored only in the folded
+    ``<details>`` output below the quiz, where it explains more than the bare answer."""
+    import json
+
+    cells = json.loads((ROOT / "notebooks" / f"{source.stem}.ipynb").read_text())["cells"]
+    quizzes = [c for c in cells if c["cell_type"] == "code"
+               and PREDICT_CALL.search("".join(c["source"]))]
+    assert quizzes, f"{source.stem} has no predict-first quiz"
+    for cell in quizzes:
+        code = "".join(cell["source"])
+        assert "why=" not in code, f"{source.stem}: the answer is in the quiz's source"
+        html = "".join("".join(o.get("data", {}).get("text/html", ""))
+                       for o in cell.get("outputs", []))
+        answers = ANSWER.findall(html)
+        assert len(answers) == 1, f"{source.stem}: no folded answer below the quiz"
+        reveal, _, why = answers[0].partition(". ")
+        assert len(why.split()) >= 8, f"{source.stem}: the answer has no explanation: {answers}"

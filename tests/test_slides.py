@@ -5,6 +5,7 @@ builds. The deck itself is opened offline in Chromium by tests/test_browser.py.
 """
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 import nbformat
@@ -56,9 +57,21 @@ def test_notebook_carries_slide_metadata(path):
         assert stored[index] == "slide", f"{path.name}: explorer cell {index} is not a slide"
 
 
+def opening_headings(cell):
+    """The heading lines a Markdown cell opens with (before its first line of prose)."""
+    lines = [line for line in cell.source.splitlines() if line.strip()]
+    return list(itertools.takewhile(lambda line: line.startswith("#"), lines))
+
+
 def test_each_myth_is_a_slide_of_its_own():
-    """A teacher votes on one claim at a time: every myth heading of 10 starts a (sub-)slide."""
+    """A teacher votes on one claim at a time: every myth heading of 10 starts a (sub-)slide,
+    alone or just below the "Going deeper" heading that opens the same cell, one myth a cell."""
     nb = nbformat.read(ROOT / "notebooks" / "10_myths.ipynb", as_version=4)
-    myths = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("### Myth")]
-    assert len(myths) >= 8
+    cells = [c for c in nb.cells if c.cell_type == "markdown"]
+    mentioned = [c for c in cells if any(line.startswith("### Myth")
+                                         for line in c.source.splitlines())]
+    myths = [c for c in mentioned if any(h.startswith("### Myth") for h in opening_headings(c))]
+    assert len(myths) >= 8 and myths == mentioned, "a myth heading after prose starts no slide"
+    assert all(sum(line.startswith("### Myth") for line in c.source.splitlines()) == 1
+               for c in myths)
     assert all(c.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for c in myths)

@@ -5,6 +5,8 @@ The core is everything before the first heading that contains "Going deeper"; ea
 starts a part of its own. Words are counted as the pre-stop hook counts them (Markdown prose,
 link targets left out). Minutes come from a stated model, not a stopwatch:
 ``words / READING_WPM + code cells * SECONDS_PER_CODE_CELL + widgets * SECONDS_PER_WIDGET``.
+A code cell is silent when it has no output; the setup cell (the first code cell, the same in every
+notebook: it installs on Colab and does nothing visible elsewhere) is not counted as silent.
 
 ``python tools/lesson_stats.py`` prints a table for every notebook.
 """
@@ -35,7 +37,7 @@ class Part:
     words: int = 0
     code_cells: int = 0
     widgets: int = 0
-    silent_code_cells: int = 0  # code cells that show nothing
+    silent_code_cells: int = 0  # code cells that show nothing (the setup cell aside)
 
     @property
     def minutes(self):
@@ -51,6 +53,7 @@ def words_in(markdown):
 def parts(path):
     """The core and the "Going deeper" parts of notebook ``path``, in order."""
     found = [Part("core")]
+    setup = True  # the next code cell is the first, the setup cell
     for cell in json.loads(Path(path).read_text())["cells"]:
         source = "".join(cell.get("source", ""))
         if cell["cell_type"] == "markdown":
@@ -62,7 +65,8 @@ def parts(path):
             outputs = cell.get("outputs", [])
             found[-1].code_cells += 1
             found[-1].widgets += any(WIDGET in o.get("data", {}) for o in outputs)
-            found[-1].silent_code_cells += not outputs
+            found[-1].silent_code_cells += not outputs and not setup
+            setup = False
     return found
 
 

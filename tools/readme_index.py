@@ -1,10 +1,16 @@
-"""Write the README's notebook list and the notebook names in its teacher plan (each between
-its markers) from helpers.lessons, the one table of notebooks. Each notebook's one-line summary
-is the first sentence after its title in the notebook's own twin.
+"""Write the README's generated parts, each between its markers:
+
+- the notebook list, from helpers.lessons (the one table of notebooks); each notebook's one-line
+  summary is the first sentence after its title in the notebook's own twin;
+- the teacher plan, from helpers.teaching.PLAN, with each core's words, code cells and minutes
+  measured in the built notebook by tools/lesson_stats.py, and the homework list;
+- the predict-first prompts (helpers.teaching.PROMPTS); their answer key is TEACHER_NOTES.md,
+  written by hand.
 
 Usage: python tools/readme_index.py [--check]   (--check: exit 1 if the README is out of date)
 """
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -12,13 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import lesson_stats  # noqa: E402  (tools/, beside this file)
+from helpers import teaching  # noqa: E402
 from helpers.lessons import LESSONS, lesson  # noqa: E402
+from helpers.toy import PARAM_NAMES  # noqa: E402
 
 README = ROOT / "README.md"
 SOURCES = ROOT / "notebooks" / "sources"
 REPO = "gradient-flow-lab/gradient-flow-lab"
 START, END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 PLAN_START, PLAN_END = "<!-- teacher-plan:start -->", "<!-- teacher-plan:end -->"
+HOMEWORK_START, HOMEWORK_END = "<!-- teacher-homework:start -->", "<!-- teacher-homework:end -->"
+PROMPTS_START, PROMPTS_END = "<!-- teacher-prompts:start -->", "<!-- teacher-prompts:end -->"
 
 
 def title_and_promise(source):
@@ -56,16 +67,59 @@ def index_table():
     return "\n".join(rows)
 
 
-def plan_row(row):
-    """A teacher-plan table row whose notebook cell (``01 ...`` or ``[01 ...``) is rewritten as
-    a link named from helpers.lessons; other rows (the header, "Recap") unchanged."""
-    cells = row.split("|", 3)
-    match = re.match(r"\s*\[?(\d\d)\b", cells[2]) if len(cells) == 4 else None
-    if not match:
-        return row
-    item = lesson(match.group(1))
-    cells[2] = f" {readme_link(item, item.label)} "
-    return "|".join(cells)
+def core_of(slug):
+    """lesson_stats' core part of the built notebook ``slug``."""
+    return lesson_stats.parts(lesson_stats.NOTEBOOKS / lesson(slug).file)[0]
+
+
+def plan_minutes(step):
+    """A plan step's minutes: its core's measured minutes, rounded up, plus the discussion."""
+    return math.ceil(core_of(step.slug).minutes) + step.discussion
+
+
+def plan_table():
+    rows = ["| Time | Notebook | Core (measured) | What to do |", "|---|---|---|---|"]
+    start = 0
+    for step in teaching.PLAN:
+        core, item = core_of(step.slug), lesson(step.slug)
+        end = start + plan_minutes(step)
+        measured = (f"{core.words} words, {core.code_cells} code cells: "
+                    f"{math.ceil(core.minutes)} min + {step.discussion} min vote")
+        rows.append(f"| {start}–{end} | {readme_link(item, item.label)} | {measured} | "
+                    f"{step.what} |")
+        start = end
+    rows.append(f"| {start}–{start + teaching.RECAP_MINUTES} | Recap | "
+                f"{teaching.RECAP_MINUTES} min | {teaching.RECAP_QUESTION} |")
+    return "\n".join(rows)
+
+
+def listed(slugs):
+    return ", ".join(readme_link(lesson(s), lesson(s).label) for s in slugs)
+
+
+def homework():
+    return (f"Homework, each with checked exercises and its Going deeper parts: "
+            f"{listed(teaching.HOMEWORK)}; and the Going deeper parts of the notebooks in the "
+            f"plan. Beyond the toy network, for learners who train real models: "
+            f"{listed(teaching.BEYOND)}.")
+
+
+def none_text(prompt):
+    if not prompt.none:
+        return "none are `None`"
+    if prompt.none == teaching.ALL:
+        return "all four are `None`"
+    names = ", ".join(f"`{n}`" for n in PARAM_NAMES if n in prompt.none)
+    return f"{names} are `None`"
+
+
+def expected_text(prompt):
+    return none_text(prompt) + (f"; {prompt.expected}" if prompt.expected else "")
+
+
+def prompt_list():
+    return "\n".join(f"- **{lesson(p.slug).number}**: {p.step}. Expected: {expected_text(p)}. "
+                     f"Ask: {p.ask}" for p in teaching.PROMPTS)
 
 
 def between(text, start, end, replace):
@@ -77,13 +131,14 @@ def between(text, start, end, replace):
 
 def updated_readme():
     text = between(README.read_text(), START, END, lambda _: index_table())
-    return between(text, PLAN_START, PLAN_END,
-                   lambda plan: "\n".join(plan_row(row) for row in plan.split("\n")))
+    text = between(text, PLAN_START, PLAN_END, lambda _: plan_table())
+    text = between(text, HOMEWORK_START, HOMEWORK_END, lambda _: homework())
+    return between(text, PROMPTS_START, PROMPTS_END, lambda _: prompt_list())
 
 
 if __name__ == "__main__":
     new = updated_readme()
     if "--check" in sys.argv:
-        sys.exit(0 if new == README.read_text() else "README is out of date (notebook list or "
-                 "teacher plan): run `python tools/readme_index.py`")
+        sys.exit(0 if new == README.read_text() else "README is out of date (notebook list, "
+                 "teacher plan or prompts): run `python tools/readme_index.py`")
     README.write_text(new)

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch.nn import functional as F
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..grad_table import grid_table
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_net
@@ -120,6 +120,9 @@ ACCUMULATION = register(Mechanism(
             "example gets the same weight: mean × n_i / N or sum / N for every split, mean / k "
             "only for equal sizes. BatchNorm's per-micro-batch statistics break the equality.",
     in_comparison=False,
+    caption=lambda o: (("one batch of 8" if o["split"] == "8" else
+                        f"micro-batches {SPLITS[o['split']]}, loss {REDUCTIONS[o['reduction']]}")
+                       + (", BatchNorm" if o["norm"] == "batchnorm" else "")),
 ))
 
 
@@ -150,7 +153,10 @@ def accumulation_table():
 @exercise("12.1", why="Each example should weigh 1/N = 1/8 in the big batch's mean. The "
                       "2-example micro-batch's mean weighs each of its examples 1/2, so it must "
                       "be multiplied by 2/8 = 0.25 (and the 6-example one by 6/8). "
-                      "Dividing by k = 2 would give 0.5: its two examples would count too much.")
+                      "Dividing by k = 2 would give 0.5: its two examples would count too much.",
+          hints=(Hint(lambda: 1 / len(sizes_of("6+2")),
+                      "1/k weighs the two micro-batches equally, but one holds 6 examples and "
+                      "the other 2. What weight does each example get in the big batch?"),))
 def weight_of_small_micro_batch():
     x, y = toy_batch()
     big = big_batch_grads(toy_net(), x, y)
@@ -166,7 +172,11 @@ def weight_of_small_micro_batch():
 @exercise("12.3", why="An inf in a gradient makes scaler.step() skip optimizer.step() (the "
                       "parameters do not move) and scaler.update() multiply the scale by its "
                       "backoff_factor, 0.5 by default: 1024 becomes 512. The scale grows again "
-                      "(x2) only after growth_interval (2000) steps in a row without inf or NaN.")
+                      "(x2) only after growth_interval (2000) steps in a row without inf or NaN.",
+          hints=(Hint(lambda: 1024.0, "The step was skipped, but the scale did not stay the "
+                                      "same: what does scaler.update() do after an inf?"),
+                 Hint(lambda: 2048.0, "The scale grows only after many steps without inf or "
+                                      "NaN; this step had an inf."),))
 def scale_after_overflow():
     net = toy_net()
     x, y = toy_batch()

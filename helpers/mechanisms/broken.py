@@ -40,4 +40,12 @@ BROKEN = register(Mechanism(
     summary="L1 under no_grad gets no gradient; the replaced head gets one, but the optimizer "
             "holds the old head, so it never moves.",
     in_comparison=False,
+    predictions={
+        "version=broken": "L1 ran under no_grad, so autograd recorded nothing there: l1.weight "
+                          "and l1.bias keep .grad None. The new head gets a gradient, but "
+                          "nothing moves: the optimizer was built before net.l2 was replaced and "
+                          "holds the old head. Read on: the doctor finds both.",
+    },
+    caption=lambda o: ("the step as written: L1 under no_grad, head replaced after the optimizer"
+                       if o["version"] == "broken" else "the step fixed"),
 ))

@@ -12,7 +12,7 @@ import warnings
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..outcome import params_with_grad_none
 from ..registry import Mechanism, Option, register
 
@@ -53,6 +53,15 @@ CHECKPOINT = register(Mechanism(
     summary="use_reentrant=True with no input that requires grad: the block's parameters get no "
             "gradient. use_reentrant=False, or an input that requires grad, trains them.",
     in_comparison=False,
+    predictions={
+        "use_reentrant=True, input_grad=no":
+            "The reentrant checkpoint runs the block without recording it and returns an output "
+            "that requires grad only if one of its inputs does. x does not, so backward never "
+            "enters the block: l1.weight and l1.bias stay None, with no error, because the loss "
+            "still reaches l2.",
+    },
+    caption=lambda o: (f"checkpoint(use_reentrant={o['use_reentrant']}) over L1 + ReLU, "
+                       + ("x requires grad" if o["input_grad"] == "yes" else "plain x")),
 ))
 
 
@@ -62,7 +71,10 @@ CHECKPOINT = register(Mechanism(
                       "reentrant checkpoint then returns a tensor that does not require grad "
                       "either, and backward never reaches the block: 0.weight (frozen) and "
                       "1.0.weight, 1.0.bias (inside the checkpoint) stay None. Only the head, "
-                      "2.weight and 2.bias, gets gradients.")
+                      "2.weight and 2.bias, gets gradients.",
+          hints=(Hint(lambda: {"0.weight"},
+                      "The frozen embedding, yes; but what does a reentrant checkpoint return "
+                      "when none of its inputs requires grad?"),))
 def frozen_embedding_reentrant_checkpoint():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(10, 4),

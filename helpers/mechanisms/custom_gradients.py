@@ -20,7 +20,7 @@ Introduced in notebook 13_custom_gradients.
 import torch
 
 from .. import custom_grad
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..grad_table import extra_column_table
 from ..outcome import toy_net_after_backward
 from ..registry import Mechanism, Option, register
@@ -115,6 +115,14 @@ CUSTOM_GRADIENTS = register(Mechanism(
     summary="Rewrite a gradient on its way back: straight-through rounding, reversal, "
             "scaling. Every parameter still gets a gradient.",
     in_comparison=False,
+    predictions={
+        "trick=ste, where=after_l1, form=expression":
+            "The detach() cuts only the correction term (rounded h - h); h itself is still "
+            "added, so the gradient flows through h into L1 as if the rounding were not there. "
+            "This is the straight-through estimator: all four parameters get a gradient.",
+    },
+    caption=lambda o: ("plain step" if o["trick"] == "none" else
+                       f"{TRICKS[o['trick']]} {WHERES[o['where']]}, as {FORMS[o['form']]}"),
 ))
 
 
@@ -143,10 +151,11 @@ class ClampForgettingLimit(torch.autograd.Function):
 
 @exercise("13.1", why="backward() returns one gradient per input of forward(); the None it "
                       "returns for `limit` means 'no gradient', so limit.grad stays None "
-                      "although limit requires grad. If you answered an empty set: None here "
-                      "is not a zero gradient, it is no gradient at all. The toy net's four "
-                      "parameters all get one: L1's through grad_output * (t < limit), L2's "
-                      "after the clamp as usual.")
+                      "although limit requires grad. The toy net's four parameters all get "
+                      "one: L1's through grad_output * (t < limit), L2's after the clamp as "
+                      "usual.",
+          hints=(Hint(set, "limit requires grad, but look at what backward() returns for it: "
+                           "None there is not a zero gradient, it is no gradient at all."),))
 def grads_none_with_clamp_forgetting_limit():
     net = toy_net()
     x, y = toy_batch()
@@ -158,9 +167,14 @@ def grads_none_with_clamp_forgetting_limit():
 
 
 @exercise("13.2", why="The gradient flowing back into L1 passes through ScaleGrad (x 0.1) and "
-                      "then GradReverse (x -2.0): l1.bias.grad is -0.2 x the plain one. If you "
-                      "answered 0.1 or -2.0 you counted one trick only; 1.0 is L2's ratio "
-                      "(both forwards are the identity, so L2 is unchanged).")
+                      "then GradReverse (x -2.0): l1.bias.grad is -0.2 x the plain one. Both "
+                      "forwards are the identity, so L2's gradient is unchanged.",
+          hints=(Hint(lambda: SCALE, "That is ScaleGrad alone; the gradient passes another "
+                                     "trick on its way back to L1."),
+                 Hint(lambda: -2.0, "That is GradReverse alone; the gradient passes another "
+                                    "trick on its way back to L1."),
+                 Hint(lambda: 1.0, "That is L2's ratio: both tricks sit between L1 and L2, "
+                                   "so L2's gradient never passes them. L1's passes both."),))
 def l1_bias_grad_ratio_reversed_then_scaled():
     net = toy_net()
     x, y = toy_batch()
@@ -170,14 +184,22 @@ def l1_bias_grad_ratio_reversed_then_scaled():
     return round(float((net.l1.bias.grad * plain).sum() / (plain * plain).sum()), 6)
 
 
+def _cube_sum_w():
+    """Exercise 13.3's ``w`` (seed 0), without grad."""
+    torch.manual_seed(0)
+    return torch.randn(3)
+
+
 @exercise("13.3", why="autograd.grad(..., create_graph=True) gives g = 3 w**2 as a tensor with "
                       "its own graph (and puts nothing into w.grad); backward() through "
-                      "loss + g.sum() adds both terms' gradients: 3 w**2 + 6 w. If you answered "
-                      "6 w, you left out the loss's own gradient; 3 w**2, you left out the "
-                      "gradient that flows back through g.")
+                      "loss + g.sum() adds both terms' gradients: 3 w**2 + 6 w.",
+          hints=(Hint(lambda: 6 * _cube_sum_w(), "That is the gradient through g alone; the "
+                                                 "loss's own gradient is added too."),
+                 Hint(lambda: 3 * _cube_sum_w() ** 2, "That is the loss's own gradient "
+                                                      "alone; create_graph=True lets a "
+                                                      "gradient flow back through g too."),))
 def grad_of_cube_sum_plus_its_gradient():
-    torch.manual_seed(0)
-    w = torch.randn(3, requires_grad=True)
+    w = _cube_sum_w().requires_grad_()
     loss = (w ** 3).sum()
     (g,) = torch.autograd.grad(loss, w, create_graph=True)
     (loss + g.sum()).backward()

@@ -8,7 +8,7 @@ Outside notebook 08's comparison (``in_comparison=False``). The predict-first st
 import torch
 
 from .. import bugs
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
@@ -57,6 +57,7 @@ DEBUGGING = register(Mechanism(
             "and why.",
     in_comparison=False,
     param_names=planted_param_names,
+    caption=lambda o: "no bug planted" if o["bug"] == "none" else f"bug: {BUG_CHOICES[o['bug']]}",
 ))
 
 
@@ -117,7 +118,11 @@ def decorated_features():
 
 @exercise("11.1", why="torch.from_numpy() makes a new tensor with no history, so the NumPy "
                       "round trip cuts the graph: l1.weight and l1.bias are 'detached'. Not "
-                      "'no_grad': grad mode was on while L1 ran; the cut came after it.")
+                      "'no_grad': grad mode was on while L1 ran; the cut came after it.",
+          hints=(Hint(lambda: {name: "no_grad" for name in numpy_round_trip_causes()},
+                      "Not no_grad: grad mode was on while L1 ran, and autograd recorded it. "
+                      "Look at what happens after L1: which call makes a tensor with no "
+                      "history?"),))
 def numpy_round_trip_causes():
     return _diagnosed_causes(numpy_round_trip)
 
@@ -125,7 +130,10 @@ def numpy_round_trip_causes():
 @exercise("11.2", why="LambdaLR sets lr = 0.1 * lambda(0) = 0 when it is built, so the first "
                       "step moves nothing: all four parameters are 'not_moved'. If you answered "
                       "{} (nothing wrong), you read lr=0.1 in SGD(...); print "
-                      "optimizer.param_groups[0]['lr'] after building the scheduler.")
+                      "optimizer.param_groups[0]['lr'] after building the scheduler.",
+          hints=(Hint(dict, "Every grad is filled, but did anything move? Print "
+                            "optimizer.param_groups[0]['lr'] right after the scheduler is "
+                            "built."),))
 def warm_up_from_zero_causes():
     return _diagnosed_causes(warm_up_from_zero)
 
@@ -133,6 +141,9 @@ def warm_up_from_zero_causes():
 @exercise("11.3", why="@torch.no_grad() turns grad mode off for the whole call of "
                       "features(), so L1 ran with grad mode off: l1.weight and l1.bias are "
                       "'no_grad'. Not 'detached': nothing was cut after L1; autograd never "
-                      "recorded it.")
+                      "recorded it.",
+          hints=(Hint(lambda: {name: "detached" for name in decorated_features_causes()},
+                      "Nothing calls detach(): look at the line above def features. What does "
+                      "a decorator do to every call of the function?"),))
 def decorated_features_causes():
     return _diagnosed_causes(decorated_features)

@@ -27,10 +27,12 @@ every explorer draws beside its own (its gradients are the "grad before edit" co
 Introduced in notebook 07_manual_grad_edits.
 """
 
+import warnings
+
 import torch
 from torch import nn
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..grad_table import extra_column_table, format_norm
 from ..outcome import grad_state, params_with_grad_none
 from ..registry import Mechanism, Option, register
@@ -207,6 +209,36 @@ def manual_grad_edits_step(ctx, edit="clip", layer="both", how="direct"):
                                  for n, p in net.named_parameters()})
 
 
+WHOSE = {"l1": "L1's grads", "l2": "L2's grads", "both": "all grads"}
+WAYS = {"direct": "after backward()", "hook": "in a Tensor.register_hook",
+        "post_hook": "in a post-accumulate hook"}
+
+
+def caption(options):
+    """The step in words: "clip all grads to total norm 0.25 after backward()"."""
+    edit, layer, how = options["edit"], options["layer"], options["how"]
+    whose, way = WHOSE[layer], WAYS[how]
+    if edit == "set_none" and how == "hook":
+        return f"a Tensor.register_hook returning None on {whose} (grads kept)"
+    if edit == "clip":
+        if how == "direct":
+            return f"clip {whose} to total norm {MAX_NORM} {way}"
+        each = {"l1": "each of L1's grads", "l2": "each of L2's grads", "both": "each grad"}
+        return f"clip {each[layer]} to norm {MAX_NORM} on its own, {way}"
+    if edit == "mask":
+        weights = {"l1": "L1's weight grad", "l2": "L2's weight grad",
+                   "both": "the weight grads"}[layer]
+        return f"mask column 0 of {weights} {way}"
+    return {"zero": f"zero {whose} {way}", "set_none": f"set {whose} to None {way}",
+            "scale": f"scale {whose} by {SCALE} {way}"}[edit]
+
+
+PREDICTIONS = {
+    "edit=set_none, layer=l1, how=direct":
+        "backward() filled all four grads; the loop then set l1's to None. SGD's step() skips "
+        "a parameter whose .grad is None, so l1 does not move, and l2 takes its usual step.",
+}
+
 MANUAL_GRAD_EDITS = register(Mechanism(
     name="manual_grad_edits",
     title="Editing gradients between backward() and step()",
@@ -220,6 +252,8 @@ MANUAL_GRAD_EDITS = register(Mechanism(
     notebook="07_manual_grad_edits",
     summary="Gradients are ordinary tensors until step(): zero, drop, scale, clip or mask "
             "them in between, directly or with a hook.",
+    predictions=PREDICTIONS,
+    caption=caption,
 ))
 
 
@@ -236,24 +270,42 @@ def edit_norms_table(layer="both"):
 
 # ---- exercises -----------------------------------------------------------------------------
 
-@exercise("07.1", why="A tensor hook that returns None keeps the gradient, so l1.weight gets "
-                      "its values. Only p.grad = None (after backward, or in a post-accumulate "
-                      "hook) leaves .grad as None.")
-def grads_none_after_hooks_that_drop():
+def _grads_none_after_hooks(tensor_hook_drops=True, post_hook_drops=True):
+    """07.1's code; ``tensor_hook_drops=False`` pretends a tensor hook that clears ``.grad``
+    and returns None drops it (a common wrong belief), ``post_hook_drops=False`` that the
+    post-hook cannot."""
     net, (x, y) = toy_net(), toy_batch()
-    net.l1.weight.register_hook(lambda grad: None)
+
+    def clear(grad):  # a tensor hook: runs before accumulation, returns None
+        net.l1.weight.grad = None
+    net.l1.weight.register_hook(clear)
 
     def drop(p):
         p.grad = None
-    net.l2.bias.register_post_accumulate_grad_hook(drop)
+    if post_hook_drops:
+        net.l2.bias.register_post_accumulate_grad_hook(drop)
     toy_loss(net(x), y).backward()
-    return params_with_grad_none(net)
+    none = params_with_grad_none(net)
+    return none if tensor_hook_drops else none | {"l1.weight"}
 
 
-@exercise("07.2", why="The post-accumulate hook halves the whole .grad after each pass: "
-                      "0.5 g, then 0.5 (0.5 g + g) = 0.75 g, then 0.5 (0.75 g + g) = 0.875 g. "
-                      "A tensor hook would halve each incoming g instead: 3 x 0.5 g = 1.5 g.")
-def l2_bias_grad_ratio_after_three_halved_passes():
+@exercise("07.1", why="l1.weight's tensor hook runs before accumulation, while .grad is still "
+                      "None: clearing it does nothing, and returning None keeps the incoming "
+                      "gradient. The post-accumulate hook runs after .grad is filled: its "
+                      "p.grad = None leaves l2.bias with None.",
+          hints=(Hint(lambda: _grads_none_after_hooks(tensor_hook_drops=False),
+                      "A tensor hook runs before .grad is filled: nothing to clear yet. And "
+                      "what does PyTorch do when the hook returns None?"),
+                 Hint(lambda: _grads_none_after_hooks(post_hook_drops=False),
+                      "The post-accumulate hook runs after .grad is filled: what does drop "
+                      "leave there?")))
+def grads_none_after_hooks_that_drop():
+    return _grads_none_after_hooks()
+
+
+def _l2_bias_ratio(passes, per_pass_hook=False):
+    """l2.bias.grad / g after ``passes`` backward passes, halved by a post-accumulate hook
+    (or, with ``per_pass_hook``, by a tensor hook on each incoming gradient)."""
     net, (x, y) = toy_net(), toy_batch()
     toy_loss(net(x), y).backward()
     single = net.l2.bias.grad.clone()
@@ -261,20 +313,68 @@ def l2_bias_grad_ratio_after_three_halved_passes():
 
     def halve(p):
         p.grad.mul_(0.5)
-    net.l2.bias.register_post_accumulate_grad_hook(halve)
-    for _ in range(3):
+    if per_pass_hook:
+        net.l2.bias.register_hook(lambda grad: grad * 0.5)
+    else:
+        net.l2.bias.register_post_accumulate_grad_hook(halve)
+    for _ in range(passes):
         toy_loss(net(x), y).backward()
     return round(float(net.l2.bias.grad / single), 6)
 
 
-@exercise("07.3", why="clip_grad_norm_ over all parameters scales every gradient by "
-                      "0.25 / total norm; the manual step then subtracts 0.1 * grad under "
-                      "torch.no_grad().")
-def l2_bias_after_clipped_manual_step():
+@exercise("07.2", why="The post-accumulate hook halves the whole .grad after each pass: "
+                      "0.5 g, then 0.5 (0.5 g + g) = 0.75 g, then 0.5 (0.75 g + g) = 0.875 g. "
+                      "A tensor hook would halve each incoming g instead: 3 x 0.5 g = 1.5 g.",
+          hints=(Hint(lambda: _l2_bias_ratio(3, per_pass_hook=True),
+                      "That halves each incoming gradient, as a tensor hook would. The "
+                      "post-accumulate hook halves the running total after each pass."),
+                 Hint(lambda: _l2_bias_ratio(2),
+                      "That is two passes; the question runs three.")))
+def l2_bias_grad_ratio_after_three_halved_passes():
+    return _l2_bias_ratio(3)
+
+
+def _l2_bias_after_manual_step(clip):
     net, (x, y) = toy_net(), toy_batch()
     toy_loss(net(x), y).backward()
-    nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
+    if clip:
+        nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.25)
     with torch.no_grad():
         for p in net.parameters():
             p -= 0.1 * p.grad
     return net.l2.bias.detach().clone()
+
+
+@exercise("07.3", why="clip_grad_norm_ over all parameters scales every gradient by "
+                      "0.25 / (total norm + 1e-6); the manual step then subtracts 0.1 * grad under "
+                      "torch.no_grad().",
+          hints=(Hint(lambda: _l2_bias_after_manual_step(clip=False),
+                      "That is the unclipped step: clip between backward() and the update."),))
+def l2_bias_after_clipped_manual_step():
+    return _l2_bias_after_manual_step(clip=True)
+
+
+def _why_w_grad_is_none():
+    """07.4's code, checked: "b" if w is a non-leaf that requires grad, its .grad is None and
+    b's is filled; "?" otherwise (the test then fails)."""
+    x, y = toy_batch()
+    torch.manual_seed(0)
+    w = torch.randn(4, 1, requires_grad=True) * 0.1
+    b = torch.zeros(1, requires_grad=True)
+    toy_loss(x @ w + b, y).backward()
+    with warnings.catch_warnings():  # reading a non-leaf's .grad warns
+        warnings.simplefilter("ignore")
+        w_grad = w.grad
+    ok = w_grad is None and w.requires_grad and not w.is_leaf and b.grad is not None
+    return "b" if ok else "?"
+
+
+@exercise("07.4", why="w is not a leaf: it is the result of randn(...) * 0.1, and autograd "
+                      "fills .grad only for leaves (the randn tensor got the gradient, and you "
+                      "kept no name for it). Create the leaf last: "
+                      "w = (torch.randn(4, 1) * 0.1).requires_grad_(), or call w.retain_grad().",
+          hints=(Hint(lambda: "c", "Print w.requires_grad: it is True, since an operation on a "
+                                   "tensor that requires grad gives one that does too."),
+                 Hint(lambda: "a", "There is no hook anywhere in this code. Print w.is_leaf.")))
+def why_w_grad_is_none():
+    return _why_w_grad_is_none()

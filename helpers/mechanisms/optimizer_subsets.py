@@ -15,10 +15,10 @@ momentum and Adam's moments exist), then treat the layer meant to stay fixed and
 
 import torch
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..outcome import grad_state
 from ..registry import Mechanism, Option, register
-from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
+from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 
 WARMUP_STEPS = 3
 STEPS_AFTER = 3
@@ -157,6 +157,27 @@ def optimizer_subsets_step(ctx, params="l2", optimizer="adam", excluded="alone")
                 before_step=lambda: note_before_step(ctx, opt, counter))
 
 
+HELD = {"all": "all parameters", "l2": "L2 only", "l1": "L1 only", "lr0": "all, L1 at lr=0"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD momentum", "adam": "Adam", "adamw": "AdamW"}
+
+
+def caption(options):
+    """The step in words: "Adam over L2 only, nothing frozen", "SGD over all parameters, L1
+    frozen, grads zeros"."""
+    fixed = "L2" if options["params"] == "l1" else "L1"
+    kept = {"alone": "nothing frozen", "frozen": f"{fixed} frozen, grads None",
+            "zeros": f"{fixed} frozen, grads zeros"}[options["excluded"]]
+    return f"{OPTIMIZER_NAMES[options['optimizer']]} over {HELD[options['params']]}, {kept}"
+
+
+PREDICTIONS = {
+    "params=l2, optimizer=adam, excluded=alone":
+        "backward() has never heard of the optimizer: every parameter that requires grad and "
+        "feeds the loss gets a gradient, l1 included. Leaving l1 out of the optimizer only means "
+        "that nothing applies its gradient, and that optimizer.zero_grad() never clears it: "
+        "l1's .grad adds up over all six passes.",
+}
+
 OPTIMIZER_SUBSETS = register(Mechanism(
     name="optimizer_subsets",
     title="Optimizer parameter subsets and freezing",
@@ -172,55 +193,104 @@ OPTIMIZER_SUBSETS = register(Mechanism(
     notebook="06_optimizer_subsets",
     summary="A parameter left out of the optimizer still gets (accumulating) gradients but does "
             "not move; a frozen parameter with zero grads is still moved by momentum, Adam and "
-            "weight decay if the optimizer holds it (and by LBFGS even with grads None).",
+            "weight decay if the optimizer holds it (and, after earlier steps, by LBFGS even with "
+            "grads None).",
+    predictions=PREDICTIONS,
+    caption=caption,
 ))
 
 
-@exercise("06.1", why="optimizer.zero_grad() clears only what the optimizer holds. l1 is not "
-                      "in it, so l1's grads survive (and would keep adding up). model.zero_grad() "
-                      "clears them; requires_grad_(False) does not (it keeps the grads l1 has "
-                      "and only stops new ones from adding up).")
-def _grads_left_by_optimizer_zero_grad():
+# ---- exercises -----------------------------------------------------------------------------
+
+def _misplaced_zero_grad():
+    """Weights-only SGD, zero_grad() between backward() and step(): (names with a grad after
+    backward(), names whose grad is None when step() runs)."""
     net = toy_net()
     x, y = toy_batch()
-    optimizer = torch.optim.SGD(net.l2.parameters(), lr=LEARNING_RATE)
-    optimizer.zero_grad()
+    held = [net.l1.weight, net.l2.weight]
+    optimizer = torch.optim.SGD(held, lr=LEARNING_RATE)
     toy_loss(net(x), y).backward()
-    optimizer.step()
+    filled = {name for name, p in net.named_parameters() if p.grad is not None}
     optimizer.zero_grad()
-    return {name for name, p in net.named_parameters() if p.grad is not None}
+    none = {name for name, p in net.named_parameters() if p.grad is None}
+    return filled, none
 
 
-@exercise("06.2", why="AdamW decays every parameter whose grad is not None: "
-                      "p *= 1 - lr * weight_decay = 0.95 each step, and with zero grads and no "
-                      "history Adam's own update is 0. So 2.0 * 0.95**3. With grad None it "
-                      "stays 2.0.")
-def _adamw_decay_of_zero_grad():
+@exercise("06.1", why="optimizer.zero_grad() ran after backward(): it cleared (to None, the "
+                      "default set_to_none=True) the grads of what the optimizer holds, the two "
+                      "weights, so step() found None and skipped them. The biases are not in the "
+                      "optimizer: their grads survive, and nothing applies them. Clear before "
+                      "backward(), not after.",
+          hints=(Hint(lambda: "a", "Print the grads just before step(): l2.weight.grad is "
+                                   "already None there, so step() did not do it."),
+                 Hint(lambda: "c", "Print l2.weight.grad right after backward(): it holds "
+                                   "values.")))
+def _cause_of_misplaced_zero_grad():
+    """"b" if backward() filled all four and the misplaced zero_grad() emptied exactly the
+    parameters the optimizer holds; "?" otherwise (the test then fails)."""
+    filled, none = _misplaced_zero_grad()
+    return "b" if filled == set(PARAM_NAMES) and none == {"l1.weight", "l2.weight"} else "?"
+
+
+def _adamw_steps(steps, grad="zeros", set_to_none=True):
+    """06.2: a frozen 2.0 under a fresh AdamW(lr=0.1, weight_decay=0.5), its grad zeros (or
+    ``None``), after ``steps`` iterations of ``step(); zero_grad(set_to_none=...)``."""
     p = torch.nn.Parameter(torch.tensor(2.0))
     optimizer = torch.optim.AdamW([p], lr=0.1, weight_decay=0.5)
     p.requires_grad_(False)
-    p.grad = torch.zeros(())
-    for _ in range(3):
+    p.grad = torch.zeros(()) if grad == "zeros" else None
+    for _ in range(steps):
         optimizer.step()
+        optimizer.zero_grad(set_to_none=set_to_none)
     return float(p)
 
 
-@exercise("06.3", why="l1 trains, and the frozen l2 moves too (not only l1): the optimizer "
-                      "still holds l2 and its grads are zeros, not None, so SGD momentum keeps "
-                      "moving it with the velocity from the warm-up. With zero_grad() "
-                      "(set_to_none=True) only l1 would move.")
-def _moved_after_freezing_with_zero_grads():
+@exercise("06.2", why="The first step sees a grad of zeros, not None: AdamW decays p by "
+                      "1 - lr * weight_decay = 0.95 (with zero grads and no history Adam's own "
+                      "update is 0). Then zero_grad() (default set_to_none=True) makes the grad "
+                      "None, and AdamW skips p in the next two steps, decay included: "
+                      "2.0 * 0.95 = 1.9.",
+          hints=(Hint(lambda: _adamw_steps(3, set_to_none=False),
+                      "That is what zero_grad(set_to_none=False) would give: zeros on every "
+                      "step. The default zero_grad() sets the grad to None; what does AdamW do "
+                      "with a None grad?"),
+                 Hint(lambda: _adamw_steps(3, grad=None),
+                      "That is what a None grad from the start gives. Before the first step "
+                      "the grad is zeros, not None: AdamW does not skip p then, and its weight "
+                      "decay needs no gradient.")))
+def _adamw_decay_of_zero_grad():
+    return _adamw_steps(3)
+
+
+def _changed_in_last_two(set_to_none=False, freeze_bias_early=True):
+    """SGD momentum over all; l1.bias frozen before training, l2.bias after 2 steps; 2 more
+    steps with zero_grad(set_to_none=...): the names changed in those last 2 steps."""
     net = toy_net()
     x, y = toy_batch()
     optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, momentum=0.9)
-    for _ in range(3):
-        optimizer.zero_grad()
-        toy_loss(net(x), y).backward()
-        optimizer.step()
-    net.l2.requires_grad_(False)
-    before = {name: p.detach().clone() for name, p in net.named_parameters()}
-    for _ in range(3):
-        optimizer.zero_grad(set_to_none=False)
+    if freeze_bias_early:
+        net.l1.bias.requires_grad_(False)
+    for step in range(4):
+        if step == 2:
+            net.l2.bias.requires_grad_(False)
+            before = {name: p.detach().clone() for name, p in net.named_parameters()}
+        optimizer.zero_grad(set_to_none=set_to_none)
         toy_loss(net(x), y).backward()
         optimizer.step()
     return {name for name, p in net.named_parameters() if not torch.equal(before[name], p)}
+
+
+@exercise("06.3", why="l1.weight and l2.weight train. l2.bias was frozen after two steps: "
+                      "zero_grad(set_to_none=False) leaves it a grad of zeros, not None, so SGD "
+                      "does not skip it, and the momentum buffer from the first two steps keeps "
+                      "moving it. l1.bias was frozen before its first backward(): its .grad was "
+                      "never filled, set_to_none=False has nothing to zero, it stays None, and "
+                      "SGD skips it.",
+          hints=(Hint(lambda: _changed_in_last_two(freeze_bias_early=False),
+                      "Look at l1.bias: it was frozen before any backward(). What is in its "
+                      ".grad, and what does zero_grad(set_to_none=False) do to that?"),
+                 Hint(lambda: _changed_in_last_two(set_to_none=True),
+                      "That would be the default zero_grad(). Here l2.bias's grad is zeros, not "
+                      "None, and SGD keeps a momentum buffer for it from the first two steps.")))
+def _moved_after_freezing_with_zero_grads():
+    return _changed_in_last_two()

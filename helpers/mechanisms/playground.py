@@ -23,7 +23,8 @@ explained, as everywhere in the series.
 
 import torch
 
-from ..exercises import exercise
+from ..autograd_walk import reachable_leaves
+from ..exercises import Hint, exercise
 from ..registry import Mechanism, Option, register
 from ..toy import LEARNING_RATE, PARAM_NAMES, toy_batch, toy_loss, toy_net
 from .inference_mode import first_half
@@ -70,6 +71,65 @@ def playground_step(ctx, freeze="none", no_grad="none", inference="no", detach="
     opt.step()
 
 
+# Each changed option in words, for the graph's title (the defaults are the plain step).
+CAPTION_WORDS = {
+    "freeze": {"l1": "L1 frozen", "l2": "L2 frozen"},
+    "no_grad": {"l1": "L1 + ReLU under no_grad"},
+    "inference": {"yes": "L1 + ReLU under inference_mode"},
+    "detach": {"l1": "detach after L1"},
+    "optimizer": {"l2": "optimizer holds only l2", "l1": "optimizer holds only l1"},
+    "edit": {"set_none": "l1's grads set to None before the step"},
+}
+
+
+def playground_caption(options):
+    """The step under ``options`` in words: "plain step", or the changed options joined by
+    "; "."""
+    return "; ".join(CAPTION_WORDS[k][v] for k, v in options.items()
+                     if v in CAPTION_WORDS[k]) or "plain step"
+
+
+def _key(**changed):
+    """The predictions key of the defaults with ``changed`` applied."""
+    options = {"freeze": "none", "no_grad": "none", "inference": "no", "detach": "none",
+               "optimizer": "all", "edit": "none", **changed}
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
+
+PREDICTIONS = {
+    _key(): "None of them: at its defaults the playground is the plain training step, and "
+            "backward() reaches all four parameters.",
+    _key(freeze="l1"): "l1.weight and l1.bias: requires_grad_(False) made them constants, and "
+                       "backward() fills no .grad for a tensor that does not require grad. L2 "
+                       "trains as usual.",
+    _key(freeze="l2"): "l2.weight and l2.bias, the frozen ones. L2's operation is still "
+                       "recorded, because its input comes from L1, which requires grad: the "
+                       "gradient flows through L2 back to L1.",
+    _key(no_grad="l1"): "l1.weight and l1.bias: L1 and the ReLU ran under torch.no_grad(), so "
+                        "nothing was recorded there and the loss has no path back to them. L2 "
+                        "was recorded and gets its gradients.",
+    _key(inference="yes"): "All four. L2 must save its input to compute its weight's gradient, "
+                           "and that input is an inference tensor, which cannot be saved for "
+                           "backward: L2's forward raises, so there is no loss and no "
+                           "backward() at all.",
+    _key(detach="l1"): "l1.weight and l1.bias: L1 was recorded, but the loss reaches it only "
+                       "through L1's output, and that output was detached: backward() stops "
+                       "at the cut. L2 gets its gradients.",
+    _key(optimizer="l2"): "None of them: backward() fills the .grad of every parameter it "
+                          "reaches, held by the optimizer or not. The optimizer decides only "
+                          "what the step moves: l2, not l1.",
+    _key(optimizer="l1"): "None of them: backward() fills the .grad of every parameter it "
+                          "reaches, held by the optimizer or not. The optimizer decides only "
+                          "what the step moves: l1, not l2.",
+    _key(edit="set_none"): "l1.weight and l1.bias: backward() filled them, then the edit set "
+                           "them to None before the step (so SGD skips them). l2's grads stay "
+                           "as backward() left them.",
+    _key(no_grad="l1", optimizer="l1"): "l1.weight and l1.bias. L1 was not recorded, so its "
+                                        "grads stay None; L2 was recorded, so l2 gets "
+                                        "gradients. But the optimizer holds only l1, whose "
+                                        "grads are None: the step moves nothing at all.",
+}
+
 PLAYGROUND = register(Mechanism(
     name="playground",
     title="Playground: combine the mechanisms",
@@ -89,67 +149,113 @@ PLAYGROUND = register(Mechanism(
             "gets a gradient and the optimizer holds it (not every optimizer skips a None "
             "grad: LBFGS does not, notebook 06). Some mixes leave nothing to differentiate, or "
             "feed L2 an inference tensor: those raise.",
+    predictions=PREDICTIONS,
+    caption=playground_caption,
 ))
 
 
 # --- Exercises of notebook 08_compare_all ---------------------------------------------------
-# Each computes the expected answer with plain PyTorch.
+# Each computes the expected answer (and each hint's wrong answer) with plain PyTorch.
 
-@exercise("08.1", why="SGD does not look at requires_grad, only at .grad: it skips l1.bias "
-                      "(grad None) but not l1.weight, whose grad of zeros gets weight decay "
-                      "added (0.1 * weight), so the frozen weight moves; l2 trains as usual. "
-                      "{l2.weight, l2.bias} would be right without the weight decay, or with "
-                      "the grad left None.")
-def _moved_with_l1_frozen_and_a_zero_grad_under_weight_decay():
+def _moved_with_l1_frozen(weight_decay=0.1, l1_bias_grad=False):
+    """08.1's step; the hints run it without the weight decay, or with l1.bias given a grad of
+    zeros too."""
     net = toy_net()
     x, y = toy_batch()
     net.l1.requires_grad_(False)
-    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, weight_decay=0.1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, weight_decay=weight_decay)
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     optimizer.zero_grad()
     toy_loss(net(x), y).backward()
     net.l1.weight.grad = torch.zeros_like(net.l1.weight)
+    if l1_bias_grad:
+        net.l1.bias.grad = torch.zeros_like(net.l1.bias)
     optimizer.step()
     return {n for n, p in net.named_parameters() if not torch.equal(before[n], p)}
 
 
-@exercise("08.2", why="Under no_grad, L1 and the ReLU save nothing. L2 saves its input, the "
-                      "ReLU output (32 x 3 floats = 384 bytes); the MSE loss saves the output "
-                      "and the target (32 x 1 floats each = 256 bytes): 640 bytes. 160 is the "
-                      "matrix's count for the batch of 8; 1152 would also count x (512 bytes), "
-                      "which L1 keeps only when it is recorded.")
-def _saved_bytes_l1_under_no_grad():
-    from ..costs import saved_tensor_bytes
+@exercise("08.1", why="SGD does not look at requires_grad, only at .grad: it skips l1.bias "
+                      "(grad None) but not l1.weight, whose grad of zeros gets weight decay "
+                      "added (0.1 * weight), so the frozen weight moves; l2 trains as usual.",
+          hints=(Hint(lambda: _moved_with_l1_frozen(weight_decay=0),
+                      "That would be right without weight_decay. SGD never reads "
+                      "requires_grad: which of l1's parameters has a .grad here, and what does "
+                      "weight decay add to a grad of zeros?"),
+                 Hint(lambda: _moved_with_l1_frozen(l1_bias_grad=True),
+                      "Which of l1's parameters has a .grad at all? SGD skips a parameter "
+                      "whose .grad is None, weight decay or not."),))
+def _moved_with_l1_frozen_and_a_zero_grad_under_weight_decay():
+    return _moved_with_l1_frozen()
 
+
+def _moved_with_l2_frozen(held="l2"):
+    """08.2's step: L2 frozen, SGD given only ``held``'s parameters (the hints: others)."""
     net = toy_net()
-    x, y = torch.zeros(32, 4), torch.zeros(32, 1)   # the values do not change the bytes
+    x, y = toy_batch()
+    net.l2.requires_grad_(False)
+    params = net.parameters() if held == "all" else getattr(net, held).parameters()
+    optimizer = torch.optim.SGD(params, lr=LEARNING_RATE)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    optimizer.zero_grad()
+    toy_loss(net(x), y).backward()
+    optimizer.step()
+    return {n for n, p in net.named_parameters() if not torch.equal(before[n], p)}
 
-    def forward():
-        with torch.no_grad():
-            hidden = torch.relu(net.l1(x))
-        toy_loss(net.l2(hidden), y)
-    return saved_tensor_bytes(forward, exclude=net)
+
+@exercise("08.2", why="Nothing moves: the empty set. l2 is in the optimizer but frozen, so its "
+                      ".grad stays None and SGD skips it. l1 does get gradients (L2's frozen "
+                      "weights still pass them back), but the optimizer does not hold l1.",
+          hints=(Hint(lambda: _moved_with_l2_frozen(held="all"),
+                      "l1 does get gradients here, but is l1 in this optimizer?"),
+                 Hint(lambda: {"l2.weight", "l2.bias"},
+                      "l2 is in the optimizer, but what is net.l2.weight.grad after backward() "
+                      "when L2 is frozen?"),))
+def _moved_with_l2_frozen_and_an_optimizer_of_l2():
+    return _moved_with_l2_frozen()
 
 
-@exercise("08.3", why="BatchNorm updates its statistics in train() whatever the gradient mode: "
-                      "the no_grad, the inference_mode and the plain forward count, the forward "
-                      "in eval() does not: 3. 1 or 2 would mean no_grad or inference_mode "
-                      "stopped the update (they only switch recording); 4 would mean eval() "
-                      "did not.")
-def _batchnorm_batches_tracked():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
-                                torch.nn.Linear(8, 1))
-    x, _ = toy_batch()
-    with torch.no_grad():
-        model(x)
-    model.eval()
-    model(x)
-    model.train()
-    with torch.inference_mode():
-        model(x)
-    model(x)
-    return int(model[1].num_batches_tracked)
+def _frozen_after_the_optimizer(zero_grad=True):
+    """08.3's step: the optimizer is built, then L1 is frozen, then one step runs."""
+    net = toy_net()
+    x, y = toy_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    net.l1.requires_grad_(False)
+    if zero_grad:
+        optimizer.zero_grad()
+    loss = toy_loss(net(x), y)
+    loss.backward()
+    optimizer.step()
+    return net, optimizer, loss
+
+
+def _why_l1_grad_is_none():
+    """The letters of 08.3's true statements, each statement tested on PyTorch."""
+    net, optimizer, loss = _frozen_after_the_optimizer()
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    reached = reachable_leaves(loss)
+    true = {
+        "a": not any(p is net.l1.weight for p in held),              # dropped from the optimizer
+        "b": net.l1.weight.grad is None and not any(p is net.l1.weight for p in reached)
+        and not net.l1.weight.requires_grad,                          # frozen when backward ran
+        # c: zero_grad() is why: without it, l1.weight would get a grad
+        "c": _frozen_after_the_optimizer(zero_grad=False)[0].l1.weight.grad is not None,
+    }
+    return "".join(letter for letter, holds in true.items() if holds)
+
+
+@exercise("08.3", why="b: requires_grad counts when the forward runs, not when the optimizer is "
+                      "built. L1 was frozen by then, so the loss's graph has no AccumulateGrad "
+                      "node for l1 and backward() fills nothing there. The optimizer still "
+                      "holds l1 (it is in optimizer.param_groups) and skips it because its "
+                      ".grad is None.",
+          hints=(Hint(lambda: "a",
+                      "Look in optimizer.param_groups[0][\"params\"]: is net.l1.weight still "
+                      "there?"),
+                 Hint(lambda: "c",
+                      "Run the step again without optimizer.zero_grad(): is "
+                      "net.l1.weight.grad still None?"),))
+def _why_is_l1_weight_grad_none():
+    return _why_l1_grad_is_none()
 
 
 __all__ = ["PLAYGROUND", "playground_forward", "playground_step", "PARAM_NAMES"]

@@ -10,9 +10,11 @@ multiple of ``g1``, up to float rounding (``.grad`` is a running sum, and each a
 """
 
 import torch
+from torch import nn
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from ..grad_table import Table
+from ..outcome import grad_state
 from ..registry import Mechanism, Option, cached_outcome, register
 from ..toy import LEARNING_RATE, toy_batch, toy_loss, toy_net
 
@@ -90,6 +92,60 @@ def zero_grad_step(ctx, clear="optimizer", passes=1, optimizer_has="all"):
     optimizer.step()
 
 
+CAPTION_CLEAR = {"nothing": "no clearing", "optimizer": "optimizer.zero_grad()",
+                 "model": "model.zero_grad()", "zeros": "zero_grad(set_to_none=False)",
+                 "loop": "p.grad = None loop"}
+
+
+def zero_grad_caption(options):
+    """The graph's title in words: how the grads were cleared, how many backward passes
+    followed, which parameters the optimizer holds."""
+    passes = options["passes"]
+    backward = "no backward" if passes == 0 else f"{passes} backward pass{'es' * (passes > 1)}"
+    holds = "all parameters" if options["optimizer_has"] == "all" else "only l2"
+    return f"{CAPTION_CLEAR[options['clear']]}, {backward}; optimizer holds {holds}"
+
+
+# Predict-first explanations (key: helpers.registry.prediction_key of the resolved options):
+# the defaults, each one-option change, and the states notebooks 01 and 10 ask about.
+PREDICTIONS = {
+    "clear=optimizer, passes=1, optimizer_has=all":
+        "optimizer.zero_grad() sets all four grads to None, then the backward pass fills each "
+        "again with this batch's gradient.",
+    "clear=nothing, passes=1, optimizer_has=all":
+        "Without clearing, the stale gradient stays and the backward pass adds to it: every "
+        "grad holds two passes' worth (2 × g1).",
+    "clear=model, passes=1, optimizer_has=all":
+        "model.zero_grad() sets all four grads to None, then the backward pass fills each "
+        "again.",
+    "clear=zeros, passes=1, optimizer_has=all":
+        "set_to_none=False leaves tensors of zeros, not None; the backward pass adds this "
+        "batch's gradient into them.",
+    "clear=loop, passes=1, optimizer_has=all":
+        "The loop sets every grad to None, as model.zero_grad() does; the backward pass fills "
+        "them again.",
+    "clear=optimizer, passes=0, optimizer_has=all":
+        "optimizer.zero_grad() sets all four grads to None (set_to_none=True is the default), "
+        "and no backward runs to fill them again.",
+    "clear=optimizer, passes=2, optimizer_has=all":
+        "optimizer.zero_grad() sets all four to None; the first backward fills them, the "
+        "second adds to them (2 × g1).",
+    "clear=optimizer, passes=3, optimizer_has=all":
+        "optimizer.zero_grad() sets all four to None; three backward passes fill them and add "
+        "twice more (3 × g1).",
+    "clear=optimizer, passes=1, optimizer_has=l2":
+        "optimizer.zero_grad() clears only the optimizer's parameters (l2's): the backward "
+        "pass fills l2's grads again and adds into l1's stale ones (2 × g1).",
+    "clear=optimizer, passes=0, optimizer_has=l2":
+        "optimizer.zero_grad() sets .grad to None (not zeros), and only for the parameters the "
+        "optimizer holds: l1's stale gradient is untouched.",
+    "clear=model, passes=0, optimizer_has=all":
+        "All four: model.zero_grad() sets .grad to None by default (since PyTorch 2.0), as "
+        "optimizer.zero_grad() does, and no backward runs after it to fill them again. If you "
+        "ticked none, you expected zeros: zero_grad(set_to_none=False) would leave them.",
+}
+
+
 ZERO_GRAD = register(Mechanism(
     name="zero_grad",
     title="Clearing gradients before backward",
@@ -105,6 +161,8 @@ ZERO_GRAD = register(Mechanism(
     notebook="01_zero_grad",
     summary="backward() adds into .grad; zero_grad() sets it to None (by default), and "
             "optimizer.zero_grad() clears only the optimizer's parameters.",
+    predictions=PREDICTIONS,
+    caption=zero_grad_caption,
 ))
 
 
@@ -133,22 +191,28 @@ def multiples_table():
 # ----- exercises (notebook 01_zero_grad) ---------------------------------------------------
 
 
-@exercise("01.1", why="optimizer.zero_grad() clears only the optimizer's parameters (l2): "
-                      "l1 is never cleared, so each of the 3 backward passes adds one more g1.")
-def l1_multiple_after_three_iterations():
-    net = toy_net()
-    x, y = toy_batch()
-    optimizer = torch.optim.SGD(net.l2.parameters(), lr=LEARNING_RATE)
-    toy_loss(net(x), y).backward()
-    g1 = net.l1.weight.grad.clone()
-    net.zero_grad()
-    for _ in range(3):
-        optimizer.zero_grad()
-        toy_loss(net(x), y).backward()
-    for multiple in range(1, 10):
-        if torch.allclose(net.l1.weight.grad, multiple * g1):
-            return multiple
-    raise AssertionError("l1.weight.grad is not a whole multiple of g1")
+@exercise("01.1", why="optimizer.zero_grad() clears only its own parameters (l1's): l2 is "
+                      "never cleared, so l2.bias.grad adds up all 5 backward passes.",
+          hints=(Hint(lambda: iterations_in_l2_bias_grad(clear_model=True),
+                      "That is what model.zero_grad() would give. Which parameters does "
+                      "optimizer.zero_grad() clear, and is l2 among them?"),))
+def iterations_in_l2_bias_grad(clear_model=False, iterations=5):
+    """Exercise 01.1's loop (optimizer over l1 only; zero_grad, forward, backward, step):
+    how many iterations' gradients ``l2.bias.grad`` sums at the end. ``clear_model``: the
+    mistake of thinking ``optimizer.zero_grad()`` clears every parameter."""
+    net, (x, y) = toy_net(), toy_batch()
+    optimizer = torch.optim.SGD(net.l1.parameters(), lr=LEARNING_RATE)
+    each = []
+    for _ in range(iterations):
+        net.zero_grad() if clear_model else optimizer.zero_grad()
+        loss = toy_loss(net(x), y)
+        each.append(torch.autograd.grad(loss, net.l2.bias, retain_graph=True)[0])
+        loss.backward()
+        optimizer.step()
+    for k in range(1, iterations + 1):
+        if torch.allclose(net.l2.bias.grad, sum(each[-k:])):
+            return k
+    raise AssertionError("l2.bias.grad is not the sum of the last iterations' gradients")
 
 
 ZERO_GRAD_CALLS = {
@@ -159,31 +223,77 @@ ZERO_GRAD_CALLS = {
 }
 
 
-@exercise("01.2", why="Since PyTorch 2.0 both zero_grad() methods default to set_to_none=True "
-                      "and leave .grad as None (model.zero_grad() too: that it zeros in place "
-                      "is a myth); only set_to_none=False keeps a tensor of zeros.")
-def calls_that_leave_none():
-    x, y = toy_batch()
-    leave_none = set()
-    for label, call in ZERO_GRAD_CALLS.items():
-        net = toy_net()
-        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
-        toy_loss(net(x), y).backward()
-        call(net, optimizer)
-        if all(p.grad is None for p in net.parameters()):
-            leave_none.add(label)
-    return frozenset(leave_none)
+def grad_states_after(l1_call, l2_call):
+    """Exercise 01.2's code with the two clearing calls given: each .grad's state."""
+    net, (x, y) = toy_net(), toy_batch()
+    optimizer = torch.optim.SGD(net.l1.parameters(), lr=LEARNING_RATE)
+    toy_loss(net(x), y).backward()
+    l1_call(optimizer)
+    l2_call(net.l2)
+    return {name: grad_state(p.grad) for name, p in net.named_parameters()}
 
 
-@exercise("01.3", why="Each micro-batch loss divided by k = 4: the four equal-sized "
-                      "micro-batches' gradients add up to the gradient of the mean loss over the "
-                      "whole batch (up to float rounding). Without the / 4 the grad is 4 times "
-                      "too large.")
+@exercise("01.2", why="optimizer.zero_grad(set_to_none=False) zeros the grads of the "
+                      "optimizer's parameters (l1's) in place; net.l2.zero_grad() defaults to "
+                      "set_to_none=True and leaves l2's grads None.",
+          hints=(Hint(lambda: grad_states_after(lambda o: o.zero_grad(set_to_none=False),
+                                                lambda m: m.zero_grad(set_to_none=False)),
+                      "Module.zero_grad() does not zero in place by default: it has the same "
+                      "set_to_none=True default as optimizer.zero_grad()."),
+                 Hint(lambda: grad_states_after(lambda o: None, lambda m: m.zero_grad()),
+                      "optimizer.zero_grad(set_to_none=False) does clear l1's grads: it keeps "
+                      "the tensors and fills them with 0.")))
+def grad_states_after_mixed_clearing():
+    return grad_states_after(lambda o: o.zero_grad(set_to_none=False),
+                             lambda m: m.zero_grad())
+
+
+def accumulated_sum_losses(scale):
+    """Exercise 01.3's loop: l1.weight.grad after 4 micro-batches of 2, each sum loss * scale."""
+    net, (x, y) = toy_net(), toy_batch()
+    for xb, yb in zip(x.split(2), y.split(2)):
+        (nn.functional.mse_loss(net(xb), yb, reduction="sum") * scale).backward()
+    return net.l1.weight.grad
+
+
+@exercise("01.3", why="(loss / 8).backward(): the four micro-batch sums add up to the sum over "
+                      "all 8 examples, and the whole batch's mean divides that sum by 8 (up to "
+                      "float rounding).",
+          hints=(Hint(lambda: accumulated_sum_losses(1 / 4),
+                      "Dividing by the number of micro-batches is right for mean losses. These "
+                      "are sums: what does the whole batch's mean divide by?"),
+                 Hint(lambda: accumulated_sum_losses(1.0),
+                      "Unscaled, the four sums add up to the sum over all examples, not the "
+                      "mean.")))
 def full_batch_l1_grad():
     net = toy_net()
     x, y = toy_batch()
     toy_loss(net(x), y).backward()
     return net.l1.weight.grad.clone()
+
+
+@exercise("01.4", why="optimizer.zero_grad() sets .grad to None by default, and here it runs "
+                      "before the logging line. Clearing after step() is fine for training; "
+                      "read the gradient between backward() and zero_grad().",
+          hints=(Hint(lambda: "a", "The optimizer was built from net.parameters(), so l1 is in "
+                      "it. Print net.l1.weight.grad right after backward()."),
+                 Hint(lambda: "c", "step() reads .grad and leaves it as it was: print "
+                      "net.l1.weight.grad between step() and zero_grad().")))
+def logging_after_zero_grad_cause():
+    """Run exercise 01.4's loop once; name why the logged grad is None: "a" (l1 not in the
+    optimizer), "b" (zero_grad ran before the logging line), "c" (step() reset it)."""
+    net, (x, y) = toy_net(), toy_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    if not any(p is net.l1.weight for group in optimizer.param_groups for p in group["params"]):
+        return "a"
+    toy_loss(net(x), y).backward()
+    after_backward = net.l1.weight.grad.clone()
+    optimizer.step()
+    if net.l1.weight.grad is None or not torch.equal(net.l1.weight.grad, after_backward):
+        return "c"
+    optimizer.zero_grad()
+    assert net.l1.weight.grad is None
+    return "b"
 
 
 __all__ = ["ZERO_GRAD", "CLEAR_CHOICES", "PASSES_CHOICES", "OPTIMIZER_CHOICES",

@@ -11,7 +11,7 @@ raised if any, and pattern-specific checks. It draws itself (``.draw()``) and ta
 
 One module per pattern, registered in ``PATTERNS`` in the order imported below; each also has a
 public function, e.g. ``gan_step(correct=False)``. ``predict``, ``explore`` and
-``summary_table`` (in ``views``) show them all.
+``summary_table`` (in ``views``) show them all. ``stop_gradient`` holds exercise 09.5.
 """
 
 from ..autograd_walk import count_nodes, reachable_leaves
@@ -26,6 +26,7 @@ from .ddpg import ddpg_parts, ddpg_step, ddpg_target
 from .shared_trunk import shared_trunk_step, trunk_parts
 from .stopped_branch import skip_parts, stopped_branch_step
 from .actor_critic import actor_critic_parts, actor_critic_step
+from .stop_gradient import stop_gradient_parts
 from .views import PatternSubject, explore, predict, summary_table, variant_choices
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "role_of", "run_pattern", "count_nodes", "reachable_leaves",
     "transfer_parts", "rnn_parts", "ema_pair", "distill_parts", "distillation_loss",
     "gan_parts", "ddpg_parts", "ddpg_target", "trunk_parts", "skip_parts", "actor_critic_parts",
+    "stop_gradient_parts",
     "fine_tune_step", "truncated_bptt_step", "ema_step", "distillation_step", "gan_step",
     "ddpg_step", "shared_trunk_step", "stopped_branch_step", "actor_critic_step",
     "PatternSubject", "explore", "predict", "summary_table", "variant_choices",

@@ -22,7 +22,15 @@ def actor_critic_parts(seed=SEED):
          guarded="critic_loss",
          must_reach=["critic"], must_not_reach=["actor"],
          mistakes={"no_detach": "critic trained on the actor's action without detach()",
-                   "no_clear": "critic's grads not cleared after the actor's step"})
+                   "no_clear": "critic's grads not cleared after the actor's step"},
+         predictions={"correct": "The critic's loss uses the action detached: it reaches the "
+                                 "critic only.",
+                      "no_detach": "The live action carries the actor's history, so critic_loss "
+                                   "reaches the actor too, through a graph the actor's backward "
+                                   "already freed: this backward fails.",
+                      "no_clear": "The graph is the same, the critic only. The mistake is in "
+                                  ".grad: the actor's backward left gradients on the critic, and "
+                                  "without clearing them the critic's update adds them in."})
 def actor_critic_step(rec, mistake):
     """On-policy: the critic learns Q of the action the actor just produced. The actor's
     backward goes through the critic and leaves gradients on it: clear them before the critic's

@@ -163,8 +163,9 @@ class PatternResult:
                      caption=caption, notes=self.problems())
 
     def diagram(self):
+        variant = CORRECT if self.correct else f"mistake: {self.label}"
         return loss_diagram(self.loss, self.params, dict(self.grads),
-                            title=f"{self.pattern}: {self.variant}",
+                            title=f"{PATTERNS[self.pattern].title}, {variant}",
                             note=self.error.kind if self.error else "no loss")
 
     def draw(self, beside=None):
@@ -223,6 +224,7 @@ class Pattern:
     must_not_reach: tuple
     mistakes: dict          # mistake key -> label
     summary: str
+    predictions: dict = field(default_factory=dict)  # variant -> predict-first explanation
 
     @property
     def variants(self):
@@ -235,6 +237,18 @@ class Pattern:
             raise ValueError(f"pattern {self.name!r} has no mistake {mistake!r}; valid: "
                              f"{', '.join(repr(m) for m in self.mistakes)} (or None)")
         return mistake
+
+    def why(self, mistake=None):
+        """The predict-first explanation for the step (correct, or with ``mistake``).
+
+        Kept with the pattern, not in the notebook, so the question's source shows no answer;
+        a ValueError names the variants that have one.
+        """
+        variant = CORRECT if self.check_mistake(mistake) is None else mistake
+        if variant not in self.predictions:
+            raise ValueError(f"pattern {self.name!r} has no prediction for {variant!r}; "
+                             f"registered: {', '.join(map(repr, self.predictions)) or 'none'}")
+        return self.predictions[variant]
 
     def run(self, mistake=None):
         """Run the step (correct, or with ``mistake``) on fresh models: a PatternResult."""
@@ -261,18 +275,24 @@ class Pattern:
 PATTERNS: "OrderedDict[str, Pattern]" = OrderedDict()
 
 
-def pattern(name, title, guarded, must_reach, must_not_reach, mistakes):
+def pattern(name, title, guarded, must_reach, must_not_reach, mistakes, predictions=None):
     """Decorator: register ``body(rec, mistake)`` as a pattern; returns the public function.
 
-    The body's docstring, as one paragraph, is the pattern's summary. The public function,
-    ``<name>_step(correct=True, mistake=None)``, runs the pattern.
+    The body's docstring, as one paragraph, is the pattern's summary. ``predictions`` maps a
+    variant (``"correct"`` or a mistake key) to its predict-first explanation. The public
+    function, ``<name>_step(correct=True, mistake=None)``, runs the pattern.
     """
     def wrap(body):
         if name in PATTERNS:
             raise ValueError(f"pattern {name!r} is registered twice")
         summary = " ".join((inspect.getdoc(body) or "").split())
+        unknown = set(predictions or {}) - {CORRECT, *mistakes}
+        if unknown:
+            raise ValueError(f"pattern {name!r}: predictions for unknown variant(s) "
+                             f"{sorted(unknown)}; valid: {CORRECT}, {', '.join(mistakes)}")
         PATTERNS[name] = Pattern(name, title, body, guarded, tuple(must_reach),
-                                 tuple(must_not_reach), dict(mistakes), summary)
+                                 tuple(must_not_reach), dict(mistakes), summary,
+                                 dict(predictions or {}))
 
         def public(correct=True, mistake=None):
             if correct and mistake is not None:

@@ -49,7 +49,17 @@ def ddpg_target(critic_target, actor_target, rewards, next_states, gamma=GAMMA):
          guarded="critic_loss", must_reach=["critic"],
          must_not_reach=["actor", "actor_target", "critic_target"],
          mistakes={"zero_after_step": "each optimizer clears its grads after its step",
-                   "target_graph": "target built without torch.no_grad() (targets not frozen)"})
+                   "target_graph": "target built without torch.no_grad() (target copies "
+                                   "require grad)"},
+         predictions={"correct": "The buffer's actions and the target, built under no_grad, carry"
+                                 " no history: critic_loss reaches the critic only.",
+                      "zero_after_step": "The graph is the same, the critic only. What goes wrong"
+                                         " is the .grad it adds to: the actor's backward left "
+                                         "gradients on the critic, and clearing after each step "
+                                         "leaves them there for the critic's next backward.",
+                      "target_graph": "Without no_grad the target is recorded through both target"
+                                      " networks, so critic_loss reaches the critic, the "
+                                      "actor_target and the critic_target."})
 def ddpg_step(rec, mistake):
     """The critic regresses Q(s, a) for replay-buffer actions on a target built under
     torch.no_grad(); the actor's loss -Q(s, actor(s)) also fills the critic's .grad, so each

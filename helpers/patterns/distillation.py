@@ -27,7 +27,12 @@ def distillation_loss(student_logits, teacher_logits, temperature=TEMPERATURE):
 
 @pattern("distillation", "Knowledge distillation from a fixed teacher", guarded="loss",
          must_reach=["student"], must_not_reach=["teacher"],
-         mistakes={"teacher_graph": "teacher forward with autograd recording"})
+         mistakes={"teacher_graph": "teacher forward with autograd recording"},
+         predictions={"correct": "The teacher runs under no_grad, so its logits are constants: "
+                                 "loss reaches the student only.",
+                      "teacher_graph": "With the teacher recorded, loss reaches the teacher as "
+                                       "well: backward fills the teacher's .grad, although the "
+                                       "optimizer holds the student only."})
 def distillation_step(rec, mistake):
     """Run the teacher under torch.no_grad(): its outputs are targets. With a graph, backward
     also fills the teacher's .grad (paid for, never used, and never cleared by the student's

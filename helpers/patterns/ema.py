@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from .core import SEED, batch, pattern, sgd
 
 EMA_DECAY = 0.9
@@ -42,7 +42,16 @@ def train_student(student, x, y):
 @pattern("ema", "An exponential moving average (EMA) of the weights",
          guarded="the EMA model's output", must_reach=[], must_not_reach=["student", "ema"],
          mistakes={"no_no_grad": "EMA update outside torch.no_grad() (frozen copy)",
-                   "unfrozen_no_no_grad": "EMA update outside torch.no_grad() (copy not frozen)"})
+                   "unfrozen_no_no_grad": "EMA update outside torch.no_grad() (copy not frozen)"},
+         predictions={"correct": "The update runs under no_grad, so the EMA weights have no "
+                                 "history: the EMA model's output reaches no module.",
+                      "no_no_grad": "Outside no_grad the in-place update of the frozen copy is "
+                                    "recorded through the student's weights, so the EMA model's "
+                                    "output reaches the student.",
+                      "unfrozen_no_no_grad": "The step fails before the EMA model's output "
+                                             "exists: outside no_grad, an in-place edit of a "
+                                             "parameter that requires grad raises. So it reaches "
+                                             "nothing."})
 def ema_step(rec, mistake):
     """Update the EMA weights in place under torch.no_grad(). Outside it, a copy that requires
     grad refuses the in-place update; a frozen copy accepts it silently and records it, so the
@@ -64,15 +73,29 @@ def ema_step(rec, mistake):
     rec.guard(F.mse_loss(ema_model(x), y))       # an evaluation of the EMA model
 
 
+def ema_weight(update_first=False, keep=EMA_DECAY):
+    """The EMA's weight after one student step and one update, in the order and decay given."""
+    student, ema_model, x, y = ema_pair()
+    if not update_first:
+        train_student(student, x, y)
+    with torch.no_grad():
+        update_average(ema_model, student, keep)
+    if update_first:
+        train_student(student, x, y)
+    return ema_model.weight.detach().clone()
+
+
 @exercise("09.1", why="One SGD step on the student, then, inside torch.no_grad(), "
                       "ema = 0.9 * ema + 0.1 * student for each parameter. The EMA moves a "
                       "tenth of the way towards the updated student. Updating the EMA before "
                       "optimizer.step() averages towards the old student; swapping 0.9 and 0.1 "
-                      "moves it nine tenths of the way: both give a different weight.")
+                      "moves it nine tenths of the way: both give a different weight.",
+          hints=(Hint(lambda: ema_weight(update_first=True),
+                      "That EMA averaged the student before its step, so it still equals the "
+                      "old weights. Update the EMA after optimizer.step()."),
+                 Hint(lambda: ema_weight(keep=1 - EMA_DECAY),
+                      "That EMA moved nine tenths of the way to the student: the old EMA keeps "
+                      "the weight 0.9, the student gets 0.1.")))
 def ema_weight_after_one_step():
     """Exercise 09.1: the EMA's weight after one student step and one update (decay 0.9)."""
-    student, ema_model, x, y = ema_pair()
-    train_student(student, x, y)
-    with torch.no_grad():
-        update_average(ema_model, student, EMA_DECAY)
-    return ema_model.weight.detach().clone()
+    return ema_weight()

@@ -20,7 +20,12 @@ def gan_parts(seed=SEED):
 
 @pattern("gan", "A GAN training step", guarded="d_loss",
          must_reach=["discriminator"], must_not_reach=["generator"],
-         mistakes={"no_detach": "discriminator trained on fake without detach()"})
+         mistakes={"no_detach": "discriminator trained on fake without detach()"},
+         predictions={"correct": "fake.detach() has no history, so d_loss reaches the "
+                                 "discriminator only.",
+                      "no_detach": "fake carries the generator's history, so without "
+                                   "detach() d_loss reaches the generator as well as the "
+                                   "discriminator."})
 def gan_step(rec, mistake):
     """The discriminator's step uses fake.detach(), so d_loss does not reach the generator.
     Without it d_loss fills the generator's .grad and frees its graph, and the generator's own

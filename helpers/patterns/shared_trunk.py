@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from .core import SEED, batch, pattern
 
 
@@ -21,7 +21,11 @@ def trunk_parts(seed=SEED):
 
 @pattern("shared_trunk", "A shared trunk with a main head and a probe head",
          guarded="probe_loss", must_reach=["probe"], must_not_reach=["trunk"],
-         mistakes={"no_detach": "probe reads the trunk's features without detach()"})
+         mistakes={"no_detach": "probe reads the trunk's features without detach()"},
+         predictions={"correct": "The probe reads features.detach(): probe_loss reaches the probe"
+                                 " only.",
+                      "no_detach": "Without detach() the probe's loss reaches the trunk too, and "
+                                   "adds its gradient to the main loss's."})
 def shared_trunk_step(rec, mistake):
     """The probe reads features.detach(): it trains on the features without shaping them, so the
     trunk's gradient is the main loss's alone.
@@ -43,14 +47,23 @@ def shared_trunk_step(rec, mistake):
     optimizer.step()
 
 
-@exercise("09.2", why="With probe(features.detach()) the probe's loss stops at the cut, so "
-                      "the trunk's gradient is the main loss's alone. Without detach() it "
-                      "also carries the probe's loss and comes out different.")
-def trunk_grad_with_detached_probe():
-    """Exercise 09.2: the trunk's first weight's gradient, the probe reading detached features."""
+def trunk_grad(detach_probe=True):
+    """The trunk's first weight's gradient of the summed loss, the probe reading ``features``
+    detached (or not)."""
     trunk, main_head, probe, x, y, labels = trunk_parts()
     features = trunk(x)
-    loss = (F.mse_loss(main_head(features), y)
-            + F.cross_entropy(probe(features.detach()), labels))
+    probe_in = features.detach() if detach_probe else features
+    loss = F.mse_loss(main_head(features), y) + F.cross_entropy(probe(probe_in), labels)
     loss.backward()
     return trunk[0].weight.grad.clone()
+
+
+@exercise("09.2", why="With probe(features.detach()) the probe's loss stops at the cut, so "
+                      "the trunk's gradient is the main loss's alone. Without detach() it "
+                      "also carries the probe's loss and comes out different.",
+          hints=(Hint(lambda: trunk_grad(detach_probe=False),
+                      "That gradient also carries the probe's loss: the probe read the trunk's "
+                      "features with their history. Cut it where the probe reads them."),))
+def trunk_grad_with_detached_probe():
+    """Exercise 09.2: the trunk's first weight's gradient, the probe reading detached features."""
+    return trunk_grad()

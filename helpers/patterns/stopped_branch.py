@@ -20,7 +20,15 @@ def skip_parts(seed=SEED):
 @pattern("stopped_branch", "A skip connection with the side branch stopped",
          guarded="the branch's output", must_reach=[], must_not_reach=["stem", "branch"],
          mistakes={"no_detach": "branch output added without detach()",
-                   "freeze": "branch frozen with requires_grad_(False) instead"})
+                   "freeze": "branch frozen with requires_grad_(False) instead"},
+         predictions={"correct": "The branch's output is detached, so it reaches no module: the "
+                                 "branch does not train, and the stem learns through the skip "
+                                 "path only.",
+                      "no_detach": "Without detach() the branch's output reaches the branch's own"
+                                   " weights and, through its input h, the stem.",
+                      "freeze": "A frozen layer gets no gradient itself, but its input h "
+                                "requires grad, so the layer is recorded and the gradient "
+                                "flows through it into the stem."})
 def stopped_branch_step(rec, mistake):
     """out = head(h + branch(h).detach()): the branch adds fixed features; it does not train,
     and the stem learns through the skip path only. Freezing the branch instead stops its

@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..autograd_walk import count_nodes
-from ..exercises import exercise
+from ..exercises import Hint, exercise
 from .core import SEED, pattern, sgd
 
 SEQUENCE_LENGTH, CHUNK = 4, 2
@@ -34,7 +34,16 @@ def chunk_loss(cell, readout, sequence, targets, h, start):
 @pattern("truncated_bptt", "Truncated backpropagation through time in a small RNN",
          guarded="the last chunk's loss", must_reach=["cell", "readout"], must_not_reach=[],
          mistakes={"no_detach": "hidden state carried into the next chunk without detach()",
-                   "retain_graph": "no detach(), backward(retain_graph=True) instead"})
+                   "retain_graph": "no detach(), backward(retain_graph=True) instead"},
+         predictions={"correct": "The last chunk's loss reaches the cell and the readout, through"
+                                 " the 2 steps since the cut.",
+                      "no_detach": "The same modules, the cell and the readout, but through all 4"
+                                   " steps, back into the first chunk's graph, which the first "
+                                   "backward already freed: this backward fails.",
+                      "retain_graph": "Still the cell and the readout, through all 4 steps. The "
+                                      "graph is kept, but the optimizer has changed weights the "
+                                      "first chunk saved, so backward fails with an in-place "
+                                      "error."})
 def truncated_bptt_step(rec, mistake):
     """Detach the hidden state at the start of each chunk: each chunk's backward stops at the
     chunk's edge and its graph is freed. Without it the second backward runs into the first
@@ -62,14 +71,23 @@ def truncated_bptt_step(rec, mistake):
                       "backward, step: two updates for a sequence of 4 in chunks of 2. Without "
                       "detach() the second backward raises instead; without zero_grad() the "
                       "second update also adds the first chunk's gradient, and the bias comes "
-                      "out different.")
+                      "out different.",
+          hints=(Hint(lambda: readout_bias(clear=False),
+                      "In that run the second update also used the first chunk's gradient, "
+                      "still in .grad: clear the grads before each chunk's backward."),))
 def readout_bias_after_truncated_bptt():
     """Exercise 09.3: the readout's bias after training on the sequence in detached chunks."""
+    return readout_bias()
+
+
+def readout_bias(clear=True):
+    """The readout's bias after training in detached chunks, clearing grads per chunk or not."""
     cell, readout, sequence, targets = rnn_parts()
     optimizer = sgd(cell, readout)
     h = torch.zeros(sequence.shape[1], 3)
     for start in range(0, SEQUENCE_LENGTH, CHUNK):
-        optimizer.zero_grad()
+        if clear:
+            optimizer.zero_grad()
         loss, h = chunk_loss(cell, readout, sequence, targets, h.detach(), start)
         loss.backward()
         optimizer.step()

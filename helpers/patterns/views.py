@@ -33,13 +33,16 @@ def variant_choices(name):
                                  for key, label in get_pattern(name).mistakes.items()}}
 
 
-def predict(name, mistake=None, why=""):
+def predict(name, mistake=None):
     """A :class:`~helpers.quiz.Quiz`: which modules' parameters does the guarded tensor reach?
 
     The choices are the pattern's modules; the answer, those its guarded tensor reaches in the
-    step (correct, or with ``mistake``).
+    step (correct, or with ``mistake``); the explanation, the pattern's registered prediction
+    (``Pattern.predictions``), so the notebook's source never shows the answer.
     """
-    result = get_pattern(name).run(mistake)
+    item = get_pattern(name)
+    why = item.why(mistake)
+    result = item.run(mistake)
     # data-gfl-*: the pattern and variant this quiz asks about (read by tests/test_browser.py).
     question = (f"<span {hook(name, result.variant)}>Tick every module whose parameters "
                 f"<b>{html.escape(result.guarded)}</b> reaches, so that its backward would fill "

@@ -13,9 +13,8 @@
 # %% [markdown]
 # # 02 · requires_grad_(False): freezing layers
 #
-# `requires_grad_(False)` turns parameters into constants: `backward()` leaves their `.grad` at
-# `None`, so a plain optimizer step does not move them, and autograd records no operation whose
-# inputs are all constants.
+# `requires_grad_(False)` turns parameters into constants: `backward()` stops writing their
+# `.grad`, so an optimizer given only the trainable parameters leaves them alone.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/02_requires_grad.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/02_requires_grad.ipynb)
@@ -23,16 +22,14 @@
 # %% [markdown]
 # **What you will learn**
 # - how to freeze a layer, and why the optimizer should get only the parameters that train;
-# - why a frozen *first* layer vanishes from the graph, while a frozen *later* layer stays in
-#   it and still passes gradients back to the layers before it;
-# - what happens when everything is frozen;
-# - what freezing does *not* do: stop graph recording elsewhere (`torch.no_grad()` does that)
-#   or switch Dropout and BatchNorm to evaluation behaviour (`model.eval()` does that).
+# - why a frozen *first* layer fed the batch leaves no trace in the graph, while a frozen
+#   *later* layer stays in it and passes gradients back to the layers before it;
+# - what freezing does not do (Going deeper).
 #
-# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (reading the graph and the gradient
-# table).
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph, the gradient table,
+# leaf tensors).
 #
-# **Time**: about 25 minutes.
+# **Time**: 10 minutes for the core; about 25 more for the "Going deeper" sections.
 
 # %% [markdown]
 # ## Setup
@@ -57,37 +54,34 @@ _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The shared toy network
-# The same `L1 -> ReLU -> L2` network as everywhere in the series, the same batch, and the graph
-# of one plain training step, where all four parameters get a gradient.
+# The same `L1 -> ReLU -> L2` network, batch and loss as in every notebook, and the graph of
+# one plain training step: all four parameters get a gradient.
 
 # %%
-net = helpers.toy_net()
 x, y = helpers.toy_batch()
 control = helpers.run("control")
-print(net)
+assert control.grads_none() == []              # all four parameters get a gradient
 helpers.draw(control)
 
 # %% [markdown]
 # ## Predict first
-# We freeze the *last* layer, `l2`, with `net.l2.requires_grad_(False)`, and run one training
-# step. Which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad` equal to
-# `None` afterwards? Note that every gradient for `l1` has to travel back *through* `l2`.
-# Decide before you scroll on. With a live kernel, tick your answer and press the button.
+# We freeze the *last* layer with `net.l2.requires_grad_(False)` and run one training step.
+# Which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad` equal to `None`?
+# Note that every gradient for `l1` travels back *through* `l2`. Decide, then tick your answer
+# and press the button.
 
 # %%
-helpers.predict("requires_grad", frozen="l2",
-                why="Only the frozen l2.weight and l2.bias stay None. l2's operation is still "
-                "recorded because its input (the ReLU output) requires grad, so the gradient "
-                "flows through l2 into l1.")
+helpers.predict("requires_grad", frozen="l2")
 
 # %% [markdown]
 # ## The mechanism in code
-# Freeze a whole layer with `Module.requires_grad_(False)` (one tensor:
+# Freeze a layer with `Module.requires_grad_(False)` (one tensor:
 # `tensor.requires_grad_(False)`), then give the optimizer only what still trains.
 
 # %%
 net = helpers.toy_net()
 net.l2.requires_grad_(False)                      # freeze l2.weight and l2.bias
+l2_before = net.l2.weight.tolist() + net.l2.bias.tolist()
 trainable = [p for p in net.parameters() if p.requires_grad]
 optimizer = torch.optim.SGD(trainable, lr=0.1)    # only the trainable parameters
 
@@ -98,179 +92,102 @@ optimizer.step()
 
 for name, p in net.named_parameters():
     print(f"{name:10} requires_grad={p.requires_grad!s:5}  grad is None: {p.grad is None}")
-
-# %% [markdown]
-# The helpers run the same step on a fresh network. The extra column `in graph` says whether
-# the parameter has an `AccumulateGrad` node in the loss's graph: the node through which
-# `backward()` writes into `.grad`.
-
-# %%
-frozen_l2 = helpers.run("requires_grad", frozen="l2")
-helpers.grad_table(frozen_l2)
-
-# %%
-assert frozen_l2.grads_none() == ["l2.weight", "l2.bias"]
-for name, p in net.named_parameters():
-    assert frozen_l2.params[name].requires_grad == p.requires_grad
-    assert (frozen_l2.params[name].grad == "None") == (p.grad is None)
-assert [frozen_l2.params[n].extra["in graph"] for n in helpers.PARAM_NAMES] == \
-    ["yes", "yes", "no", "no"]
+assert [p.grad is None for p in net.parameters()] == [False, False, True, True]
+assert net.l2.weight.tolist() + net.l2.bias.tolist() == l2_before   # the step left l2 alone
 
 # %% [markdown]
 # ## Explorer
-# Choose which layer is frozen. The table and the graph (right, beside the plain step) follow.
-# It starts with `l1` frozen; compare it with `l2` frozen, then freeze both.
+# Choose which layer is frozen: the gradient table and the graph (beside the plain step)
+# follow. It starts with `l1` frozen; compare it with `l2` frozen, then freeze both.
 
 # %%
 helpers.explore("requires_grad", frozen="l1")
 
 # %% [markdown]
-# ## Truth table
-# Every choice at once. `*` marks a parameter the step changed.
+# ## Why
+# Autograd records an operation only if at least one of its inputs requires grad. A frozen
+# `l1` sees the batch `x` and its own frozen weights: nothing there requires grad, so neither
+# `l1` nor the ReLU after it is recorded, and `backward()` has no path to `l1`. A frozen `l2`
+# still sees the ReLU output, which requires grad: its operation is recorded and passes back
+# to `l1` the same gradient as an unfrozen `l2`. Only the branches to `l2`'s own parameters
+# are missing.
 
 # %%
-helpers.truth_table("requires_grad")
+free, first_frozen, last_frozen = helpers.toy_net(), helpers.toy_net(), helpers.toy_net()
+first_frozen.l1.requires_grad_(False)
+last_frozen.l2.requires_grad_(False)
+hidden = torch.relu(first_frozen.l1(x))
+out = last_frozen(x)
+helpers.toy_loss(out, y).backward()
+helpers.toy_loss(free(x), y).backward()
+same = all(torch.equal(last_frozen.get_parameter(n).grad, free.get_parameter(n).grad)
+           for n in ["l1.weight", "l1.bias"])
+print(f"l1 frozen: the ReLU output's grad_fn is {hidden.grad_fn}")
+print(f"l2 frozen: its output's grad_fn is {type(out.grad_fn).__name__}; "
+      f"l1's grads equal the unfrozen network's: {same}")
+assert not x.requires_grad and hidden.grad_fn is None and not hidden.requires_grad
+assert type(out.grad_fn).__name__ == "AddmmBackward0" and same
+assert last_frozen.l2.weight.grad is None and last_frozen.l2.bias.grad is None
 
 # %% [markdown]
-# ## What happened and why
-# **1. A parameter frozen on a fresh network keeps `.grad` `None`, and the step does not move
-# it.** `backward()` never writes to a tensor that does not require grad (even one frozen after
-# the forward pass, whose graph was built while it still required grad), so there is nothing
-# for the optimizer to apply. (Freezing does not clear a grad the parameter already holds: see
-# the pitfall *Freezing in the middle of training* below.)
-
-# %%
-net = helpers.toy_net()
-net.l1.requires_grad_(False)
-l1_before = net.l1.weight.detach().clone()
-optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
-helpers.toy_loss(net(x), y).backward()
-optimizer.step()
-assert net.l1.weight.grad is None and net.l1.bias.grad is None
-assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
-assert torch.equal(net.l1.weight, l1_before)
-
-late = helpers.toy_net()
-loss = helpers.toy_loss(late(x), y)        # graph recorded while l1 requires grad
-late.l1.requires_grad_(False)              # frozen between forward and backward
-loss.backward()
-assert late.l1.weight.grad is None and late.l2.weight.grad is not None
-
-# %% [markdown]
-# **2. A frozen first layer vanishes from the graph.** Autograd records an operation only if at
-# least one of its inputs requires grad. `l1` sees the batch `x` (no grad) and its own frozen
-# weights (no grad), so nothing about `l1` or the ReLU after it is recorded. The first recorded
-# operation is `l2`'s.
+# ## Recap
+# - `requires_grad_(False)` stops `backward()` writing a parameter's `.grad` (`None` on a fresh
+#   network); give the optimizer only the parameters that still train.
+# - Autograd records an operation only if an input requires grad: a frozen first layer fed the
+#   batch leaves no trace, a frozen later layer stays in the graph and passes gradients back.
+# - Freezing is neither `no_grad` (other tensors are still tracked) nor `eval()` (BatchNorm
+#   keeps updating its statistics): see Going deeper.
 #
-# To see it, we walk the graph ourselves: start at `loss.grad_fn` and follow `next_functions`.
-
-# %%
-def node_names(loss):
-    """Names of the backward nodes reachable from ``loss.grad_fn``."""
-    names, stack = [], [loss.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is not None:
-            names.append(type(node).__name__)
-            stack += [fn for fn, _ in node.next_functions]
-    return names
-
-
-net = helpers.toy_net()
-net.l1.requires_grad_(False)
-hidden = torch.relu(net.l1(x))
-loss = helpers.toy_loss(net.l2(hidden), y)
-print(f"hidden.requires_grad: {hidden.requires_grad} | hidden.grad_fn: {hidden.grad_fn}")
-print(sorted(node_names(loss)))
-
-# %%
-assert hidden.grad_fn is None and not hidden.requires_grad
-assert sorted(node_names(loss)) == ["AccumulateGrad", "AccumulateGrad", "AddmmBackward0",
-                                    "MseLossBackward0", "TBackward0"]
+# [Next: 03 · detach](03_detach.ipynb) cuts the graph at one tensor instead.
 
 # %% [markdown]
-# The drawing says the same: one `AddmmBackward0` (from `l2`), no `ReluBackward0`, and `l1`'s
-# parameters drawn apart as grey dashed boxes marked "not in graph".
-
-# %%
-frozen_l1 = helpers.run("requires_grad", frozen="l1")
-helpers.draw(frozen_l1, beside=control)
-
-# %%
-outline = repr(helpers.draw(frozen_l1))
-print(outline)
-assert outline.count("AddmmBackward0") == 1 and "ReluBackward0" not in outline
-assert outline.count("AccumulateGrad") == 2
-assert "l1.weight (3, 4) grad: None (not in graph)" in outline
-assert "l1.bias (3) grad: None (not in graph)" in outline
-
-# %% [markdown]
-# **3. A frozen later layer stays in the graph and passes gradients through.** `l2`'s input is
-# the ReLU output, which requires grad (it depends on `l1`'s trainable weights). So `l2`'s
-# `AddmmBackward0` is recorded. What is missing is the branch to `l2`'s own parameters: no
-# `AccumulateGrad` for `l2.bias`, no `TBackward0` and `AccumulateGrad` for `l2.weight`. Below,
-# the inputs of that node: `None` where a frozen parameter's branch would have been.
+# ## Going deeper: the graph, node by node (about 3 minutes)
+# Look inside `l2`'s node. `loss.grad_fn` is the loss's node; its first input is `l2`'s
+# `AddmmBackward0`, whose `next_functions` are where the gradient goes next: `l2.bias`'s
+# `AccumulateGrad`, the ReLU's node, and the transpose of `l2.weight`. `None` marks an input
+# without a node. With `l1` frozen, the ReLU's output was not recorded. With `l2` frozen, the
+# two parameter branches are missing, while the path to the ReLU, and on to `l1`, stays.
 
 # %%
 def l2_node_inputs(frozen):
     net = helpers.toy_net()
-    if frozen:
-        net.l2.requires_grad_(False)
+    if frozen != "nothing":
+        net.get_submodule(frozen).requires_grad_(False)
     loss = helpers.toy_loss(net(x), y)
     addmm = loss.grad_fn.next_functions[0][0]   # the node of l2's matmul
     return type(addmm).__name__, [type(fn).__name__ if fn else None
                                   for fn, _ in addmm.next_functions]
 
 
-print(f"nothing frozen: {l2_node_inputs(frozen=False)}")
-print(f"l2 frozen:      {l2_node_inputs(frozen=True)}")
-
-# %%
-assert l2_node_inputs(frozen=False) == ("AddmmBackward0",
-                                        ["AccumulateGrad", "ReluBackward0", "TBackward0"])
-assert l2_node_inputs(frozen=True) == ("AddmmBackward0", [None, "ReluBackward0", None])
-
-# %% [markdown]
-# The gradient that reaches `l1` through the frozen `l2` is exactly the one it gets when
-# nothing is frozen: freezing `l2` changes what `l2` receives, not what it passes on.
-
-# %%
-free, frozen = helpers.toy_net(), helpers.toy_net()
-frozen.l2.requires_grad_(False)
-helpers.toy_loss(free(x), y).backward()
-helpers.toy_loss(frozen(x), y).backward()
-assert torch.equal(frozen.l1.weight.grad, free.l1.weight.grad)
-assert torch.equal(frozen.l1.bias.grad, free.l1.bias.grad)
-assert frozen.l2.weight.grad is None and frozen.l2.bias.grad is None
-print(f"l1.weight grad identical with and without l2 frozen: "
-      f"{torch.equal(frozen.l1.weight.grad, free.l1.weight.grad)}")
+for frozen in ["nothing", "l1", "l2"]:
+    print(f"{frozen:7} frozen: {l2_node_inputs(frozen)}")
+assert l2_node_inputs("nothing") == ("AddmmBackward0",
+                                     ["AccumulateGrad", "ReluBackward0", "TBackward0"])
+assert l2_node_inputs("l1") == ("AddmmBackward0", ["AccumulateGrad", None, "TBackward0"])
+assert l2_node_inputs("l2") == ("AddmmBackward0", [None, "ReluBackward0", None])
 
 # %% [markdown]
-# In the drawing, `l2`'s `AddmmBackward0` is still there, between the ReLU and the loss; `l2`'s
-# own parameters are grey, dashed and "not in graph".
+# The drawings, frozen `l1` on the left and frozen `l2` on the right: the first has no backward
+# node for `l1` or the ReLU; the second keeps both layers' nodes and leaves out only the branches
+# to `l2`'s parameters.
 
 # %%
-helpers.draw(frozen_l2, beside=control)
-
-# %%
-outline = repr(helpers.draw(frozen_l2))
-print(outline)
-assert outline.count("AddmmBackward0") == 2 and outline.count("ReluBackward0") == 1
-assert outline.count("AccumulateGrad") == 2
-assert "l2.weight (1, 3) grad: None (not in graph)" in outline
-assert "l2.bias (1) grad: None (not in graph)" in outline
-assert "l1.weight (3, 4) grad: values" in outline
+frozen_l1 = helpers.run("requires_grad", frozen="l1")
+frozen_l2 = helpers.run("requires_grad", frozen="l2")
+assert frozen_l1.grads_none() == ["l1.weight", "l1.bias"]
+assert [frozen_l2.params[n].extra["in graph"] for n in helpers.PARAM_NAMES] == \
+    ["yes", "yes", "no", "no"]
+helpers.draw(frozen_l2, beside=frozen_l1)
 
 # %% [markdown]
-# **4. With everything frozen, `backward()` raises.** Nothing the loss depends on requires
-# grad, so nothing was recorded: the loss has no `grad_fn`, and there is no graph to run
-# backward through.
+# ## Going deeper: everything frozen (about 2 minutes)
+# With every parameter frozen, nothing the loss depends on requires grad, so nothing was
+# recorded: the loss has no `grad_fn`, and `backward()` raises.
 
 # %%
 net = helpers.toy_net()
 net.requires_grad_(False)
 loss = helpers.toy_loss(net(x), y)
-print(f"loss.requires_grad: {loss.requires_grad} | loss.grad_fn: {loss.grad_fn}")
 try:
     loss.backward()
 except RuntimeError as e:
@@ -280,24 +197,29 @@ assert loss.grad_fn is None
 assert "element 0 of tensors does not require grad and does not have a grad_fn" in message
 
 # %% [markdown]
-# A learner following *The mechanism in code* meets another error first: the optimizer over
-# the trainable parameters gets an empty list and refuses, before any forward pass. The
-# explorer and the truth table follow that recipe, so this is the error they show (the pitfall
-# *Building an optimizer when everything is frozen* below has the fix):
+# Following *The mechanism in code*, you meet another error first: the optimizer gets an empty
+# list of trainable parameters and refuses, before any forward pass. This is the error the
+# explorer shows for "freeze l1 and l2".
 
 # %%
-frozen_both = helpers.run("requires_grad", frozen="both")
-print(frozen_both.error)
-assert frozen_both.error.kind == "ValueError"
-assert frozen_both.error.message == "optimizer got an empty parameter list"
-assert frozen_both.loss is None and frozen_both.grads_none() == list(helpers.PARAM_NAMES)
+try:
+    torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+except ValueError as e:
+    message = str(e)
+    print(f"{type(e).__name__}: {message}")
+assert message == "optimizer got an empty parameter list"
+assert helpers.run("requires_grad", frozen="both").error.message == message
 
 # %% [markdown]
-# **5. Freezing is not `no_grad`.** Freezing only changes the flag of the parameters you froze.
-# Any other tensor that requires grad is still tracked: the differentiable operations it flows
-# into are recorded (a boolean or integer result, as from `>` or `argmax`, never is). Here the
-# whole network is frozen, but the input requires grad (as when you ask which input pixels
-# matter, a saliency map): a full graph is built and `backward()` works.
+# Fix: leave something to train (a head, as in *Where it is used* below). To only
+# evaluate, you need no optimizer at all: [04 · torch.no_grad](04_no_grad.ipynb) shows how to
+# run a forward pass that records nothing.
+#
+# ## Going deeper: what freezing is not (about 3 minutes)
+# **Freezing is not `torch.no_grad()`.** Freezing changes the flag of the parameters you froze.
+# Any other tensor that requires grad is still tracked. Here the whole network is frozen, but
+# the input requires grad (as when you ask which input features matter, a saliency map): a
+# full graph is built and `backward()` fills the input's gradient.
 
 # %%
 net = helpers.toy_net()
@@ -308,138 +230,43 @@ loss.backward()
 print(f"loss.grad_fn: {type(loss.grad_fn).__name__} | x_in.grad shape: {tuple(x_in.grad.shape)}")
 assert loss.grad_fn is not None and x_in.grad is not None
 assert all(p.grad is None for p in net.parameters())
-assert not (x_in > 0).requires_grad and not x_in.argmax().requires_grad
 
 # %% [markdown]
-# `torch.no_grad()` is the tool that stops recording: inside it, nothing gets a `grad_fn`, even
-# with every parameter and the input requiring grad. For a whole evaluation pass, use it
-# (notebook 04).
-
-# %%
-net = helpers.toy_net()
-with torch.no_grad():
-    out = net(x_in)
-print(f"requires_grad: {out.requires_grad} | grad_fn: {out.grad_fn}")
-assert out.grad_fn is None and not out.requires_grad
-assert x_in.requires_grad and all(p.requires_grad for p in net.parameters())
-
-# %% [markdown]
-# **6. Freezing is not `eval()`, and `eval()` is not `no_grad`.** `model.eval()` sets
-# `training=False` on every submodule, which changes the layers that read it (Dropout,
-# BatchNorm, ...). It does not stop recording: the output still has a `grad_fn` and
-# `backward()` still fills every gradient.
-
-# %%
-net = helpers.toy_net()
-net.eval()
-out = net(x)
-helpers.toy_loss(out, y).backward()
-print(f"training: {net.training} | grad_fn: {type(out.grad_fn).__name__}")
-assert not any(m.training for m in net.modules())
-assert out.grad_fn is not None
-assert all(p.grad is not None for p in net.parameters())
-
-# %% [markdown]
-# The other way round, freezing does not touch Dropout: a frozen module in training mode still
-# drops (zeroes) random entries and scales the rest by `1 / (1 - p)`. `eval()` turns that off;
-# freezing does not.
+# **Freezing is not `eval()`.** `requires_grad_(False)` freezes weights, not the layers'
+# training behaviour: in training mode, a frozen BatchNorm still updates its running
+# statistics when it runs forward.
 
 # %%
 torch.manual_seed(0)
-dropout = torch.nn.Dropout(p=0.5)
-dropout.requires_grad_(False)
-ones = torch.ones(8)
-in_training = dropout(ones)
-dropout.eval()
-in_eval = dropout(ones)
-print(f"train mode: {in_training.tolist()}")
-print(f"eval mode:  {in_eval.tolist()}")
-assert set(in_training.tolist()) == {0.0, 2.0}
-assert torch.equal(in_eval, ones)
+backbone = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+backbone.requires_grad_(False)
+mean_before = backbone[1].running_mean.tolist()
+var_before = backbone[1].running_var.tolist()
+backbone(x)
+changed = backbone[1].running_mean.tolist() != mean_before
+print(f"frozen, training mode: running_mean changed: {changed}")
+assert changed and backbone[1].running_var.tolist() != var_before
 
 # %% [markdown]
-# Evaluation mode and gradient mode are independent switches. Inference code usually wants both:
-# `model.eval()` *and* `with torch.no_grad():`.
-#
-# **7. Freezing and the optimizer.** SGD skips a parameter whose `.grad` is `None`; it never
-# looks at `requires_grad`. So a parameter frozen before training and given to SGD still does
-# not move, even with momentum and weight decay, as long as its grad stays `None`.
+# Fix: put the frozen part in evaluation mode too, and again after every `model.train()`,
+# which switches every submodule back to training mode. How `eval()` and `no_grad()` differ
+# is [04 · torch.no_grad](04_no_grad.ipynb)'s topic.
 
 # %%
-net = helpers.toy_net()
-net.l1.requires_grad_(False)
-l1_before = net.l1.weight.detach().clone()
-optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
-for _ in range(3):
-    optimizer.zero_grad()
-    helpers.toy_loss(net(x), y).backward()
-    optimizer.step()
-assert net.l1.weight.grad is None
-assert torch.equal(net.l1.weight, l1_before)
+backbone.eval()
+mean_before = backbone[1].running_mean.tolist()
+backbone(x)
+changed = backbone[1].running_mean.tolist() != mean_before
+print(f"frozen, eval mode: running_mean changed: {changed}")
+assert not changed
+backbone.train()                                # model.train() reaches every submodule,
+assert all(m.training for m in backbone.modules())  # so BatchNorm is back in training mode
 
 # %% [markdown]
-# With default options, every built-in optimizer leaves a parameter frozen before the first
-# step alone. Frozen *mid-training* with grads `None`, one still moves it: LBFGS, whose search
-# direction remembers earlier gradients
-# ([06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb), section 6, has the whole
-# table).
-
-# %%
-from helpers import optimizers
-
-survey = optimizers.survey()
-print("move a parameter frozen mid-training (grad None):",
-      optimizers.names_where(survey, "frozen after warm-up, grad None", "moves"))
-assert optimizers.names_where(survey, "frozen from the start, grad None", "moves") == []
-assert optimizers.names_where(survey, "frozen after warm-up, grad None", "moves") == ["LBFGS"]
-
-# %% [markdown]
-# So give the optimizer only the trainable parameters: it says what trains, and it does not
-# depend on the frozen grads staying `None` (the first pitfall below shows when they don't) or
-# on the optimizer skipping them.
-#
-# Leaving a parameter out of the optimizer is not freezing either: autograd still computes its
-# gradient (you pay for it), it just is not applied. To save the work too, also call
-# `requires_grad_(False)`.
-
-# %%
-net = helpers.toy_net()
-l1_before = net.l1.weight.detach().clone()
-optimizer = torch.optim.SGD(net.l2.parameters(), lr=0.1)   # l1 left out, but not frozen
-helpers.toy_loss(net(x), y).backward()
-optimizer.step()
-print(f"l1.weight.grad computed: {net.l1.weight.grad is not None}")
-assert net.l1.weight.grad is not None and net.l1.weight.grad.abs().sum() > 0
-assert torch.equal(net.l1.weight, l1_before)
-
-# %% [markdown]
-# ## Pitfalls
-# ### `model.requires_grad = False` freezes nothing
-# On a module, `requires_grad` without the underscore and parentheses is just a new Python
-# attribute. No error, no effect: every parameter still requires grad.
-
-# %%
-net = helpers.toy_net()
-net.requires_grad = False                       # wrong: sets an unused attribute
-print([p.requires_grad for p in net.parameters()])
-assert all(p.requires_grad for p in net.parameters())
-
-# %% [markdown]
-# Fix: call the method, `requires_grad_(False)`, on the module (or set the flag on each
-# parameter).
-
-# %%
-net = helpers.toy_net()
-net.requires_grad_(False)                       # right: the method, on every parameter
-print([p.requires_grad for p in net.parameters()])
-assert not any(p.requires_grad for p in net.parameters())
-
-# %% [markdown]
-# ### Freezing in the middle of training, with zeroed grads and momentum
-# Freezing does not clear a gradient the parameter already has. Here `l1` trained for one step
-# with momentum, then is frozen. `zero_grad(set_to_none=False)` leaves it a tensor of zeros
-# instead of `None`, so the optimizer does not skip it: momentum keeps moving the "frozen"
-# layer.
+# ## Going deeper: freezing in the middle of training (about 3 minutes)
+# Freezing does not clear a gradient the parameter already has. Here `l1` trains for one step
+# with momentum, then is frozen. `zero_grad(set_to_none=False)` leaves its grad a tensor of
+# zeros instead of `None`, so SGD does not skip it: momentum keeps moving the "frozen" layer.
 
 # %%
 def train_then_freeze_l1(set_to_none, only_trainable):
@@ -454,10 +281,12 @@ def train_then_freeze_l1(set_to_none, only_trainable):
         optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
                                     lr=0.1, momentum=0.9)
     optimizer.zero_grad(set_to_none=set_to_none)
-    frozen_at = net.l1.weight.detach().clone()
+    if not only_trainable:                      # zero_grad reached l1: None, or zeros
+        assert net.l1.weight.grad is None if set_to_none else not net.l1.weight.grad.any()
+    frozen_at = net.l1.weight.tolist()
     helpers.toy_loss(net(x), y).backward()
     optimizer.step()
-    return not torch.equal(net.l1.weight, frozen_at)
+    return net.l1.weight.tolist() != frozen_at
 
 
 moved = train_then_freeze_l1(set_to_none=False, only_trainable=False)
@@ -465,8 +294,9 @@ print(f"frozen l1 moved: {moved}")
 assert moved
 
 # %% [markdown]
-# Fix: keep frozen grads `None` (the default `zero_grad()` does; enough for SGD here, not for
-# LBFGS), or better, give the optimizer only the parameters that train.
+# Fix: keep frozen grads `None` (the default `zero_grad()` does; enough for SGD here), or
+# better, give the optimizer only the parameters that train. Which optimizers move a parameter
+# whose grad is `None` or zeros: [06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb).
 
 # %%
 moved_none_grads = train_then_freeze_l1(set_to_none=True, only_trainable=False)
@@ -476,38 +306,25 @@ print(f"moved with zero_grad(): {moved_none_grads} | "
 assert not moved_none_grads and not moved_trainable_only
 
 # %% [markdown]
-# ### A frozen backbone's BatchNorm still learns its statistics
-# `requires_grad_(False)` freezes weights, not running statistics. In training mode, BatchNorm
-# updates `running_mean` and `running_var` on every forward pass, frozen or not.
+# ## Going deeper: two more pitfalls (about 2 minutes)
+# **`model.requires_grad = False` freezes nothing.** On a module, `requires_grad` without the
+# underscore and parentheses is just a new Python attribute: no error, no effect. Call the
+# method.
 
 # %%
-torch.manual_seed(0)
-backbone = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
-backbone.requires_grad_(False)
-stats_before = backbone[1].running_mean.clone()
-var_before = backbone[1].running_var.clone()
-backbone(x)
-print(f"running_mean changed: {not torch.equal(backbone[1].running_mean, stats_before)}")
-assert not torch.equal(backbone[1].running_mean, stats_before)
-assert not torch.equal(backbone[1].running_var, var_before)
+wrong, right = helpers.toy_net(), helpers.toy_net()
+wrong.requires_grad = False                     # wrong: sets an unused attribute
+right.requires_grad_(False)                     # right: the method, on every parameter
+print(f"attribute: {[p.requires_grad for p in wrong.parameters()]}")
+print(f"method:    {[p.requires_grad for p in right.parameters()]}")
+assert all(p.requires_grad for p in wrong.parameters())
+assert not any(p.requires_grad for p in right.parameters())
 
 # %% [markdown]
-# Fix: put the frozen part in evaluation mode too, and again after every `model.train()`
-# (which switches every submodule back to training mode).
-
-# %%
-backbone.eval()
-stats_before = backbone[1].running_mean.clone()
-backbone(x)
-print(f"running_mean changed: {not torch.equal(backbone[1].running_mean, stats_before)}")
-assert torch.equal(backbone[1].running_mean, stats_before)
-backbone.train()                                # model.train() reaches every submodule,
-assert backbone[1].training                     # so BatchNorm is back in training mode
-
-# %% [markdown]
-# ### Freezing an intermediate result
-# Only leaf tensors (parameters, inputs) have a flag you can switch off. An activation computed
-# from trainable weights cannot be "frozen" in place:
+# **An intermediate result cannot be frozen.** Only leaf tensors (see
+# [00 · Start here](00_start_here.ipynb)) have a flag you can switch off; an activation computed
+# from trainable weights refuses. To stop gradients at such a tensor, cut the graph there
+# instead: [03 · detach](03_detach.ipynb).
 
 # %%
 net = helpers.toy_net()
@@ -517,39 +334,11 @@ try:
 except RuntimeError as e:
     message = str(e).splitlines()[0]
     print(f"{type(e).__name__}: {message}")
+assert not hidden.is_leaf
 assert "you can only change requires_grad flags of leaf variables" in message
 
 # %% [markdown]
-# Fix: `detach()` gives a tensor with the same values and no history, so nothing behind it gets
-# a gradient from what follows (notebook 03).
-
-# %%
-cut = hidden.detach()
-helpers.toy_loss(net.l2(cut), y).backward()
-print(f"l1.weight.grad: {net.l1.weight.grad} | l2.weight.grad shape: {tuple(net.l2.weight.grad.shape)}")
-assert not cut.requires_grad and net.l1.weight.grad is None and net.l2.weight.grad is not None
-
-# %% [markdown]
-# ### Building an optimizer when everything is frozen
-# Filtering for trainable parameters when there are none gives the optimizer an empty list, and
-# it refuses at once:
-
-# %%
-net = helpers.toy_net()
-net.requires_grad_(False)
-try:
-    torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
-except ValueError as e:
-    message = str(e)
-    print(f"{type(e).__name__}: {message}")
-assert message == "optimizer got an empty parameter list"
-
-# %% [markdown]
-# Fix: leave something to train (a new head, below). For evaluation only, use
-# `net.eval()` with `torch.no_grad()` and no optimizer at all.
-
-# %% [markdown]
-# ## Where it is used
+# ## Going deeper: where it is used (about 2 minutes)
 # **Transfer learning.** A pretrained network (the *backbone*) is frozen and kept in evaluation
 # mode; only a new *head* trains. Here `l1` plays the backbone and `l2` the head.
 
@@ -558,7 +347,7 @@ net = helpers.toy_net()
 net.l1.requires_grad_(False)                    # freeze the backbone
 net.l1.eval()                                   # and its Dropout/BatchNorm, if it had any
 optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
-backbone_start = net.l1.weight.detach().clone()
+backbone_start = net.l1.weight.tolist()
 losses = []
 for _ in range(30):
     optimizer.zero_grad()
@@ -568,7 +357,7 @@ for _ in range(30):
     losses.append(loss.item())
 print(f"loss: {losses[0]:.4f} -> {losses[-1]:.4f}")
 assert losses[-1] < losses[0]
-assert torch.equal(net.l1.weight, backbone_start)
+assert net.l1.weight.tolist() == backbone_start
 
 # %% [markdown]
 # A common second stage unfreezes the backbone and adds it to the optimizer with a smaller
@@ -581,14 +370,15 @@ optimizer.add_param_group({"params": net.l1.parameters(), "lr": 0.01})
 optimizer.zero_grad()
 helpers.toy_loss(net(x), y).backward()
 optimizer.step()
-print(f"backbone moved: {not torch.equal(net.l1.weight, backbone_start)}")
-assert not torch.equal(net.l1.weight, backbone_start)
+moved = net.l1.weight.tolist() != backbone_start
+print(f"backbone moved: {moved}")
+assert moved
 
 # %% [markdown]
-# ## Exercises
-# **02.1** Freeze a single tensor instead of a layer: `net.l1.weight.requires_grad_(False)` on a
-# fresh toy network, then `backward()`. Which parameters have `.grad` equal to `None`? Answer
-# with a set of names.
+# ## Going deeper: exercises (about 10 minutes)
+# **02.1** Freeze a single tensor instead of a layer: `net.l1.weight.requires_grad_(False)` on
+# a fresh toy network, then `backward()`. Which parameters have `.grad` equal to `None`?
+# Answer with a set of names.
 
 # %%
 answer = ...  # e.g. {"l2.bias"}
@@ -597,27 +387,42 @@ helpers.check("02.1", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `{"l1.weight"}`. Freezing works per tensor. `l1`'s operation is still recorded because
-# `l1.bias` requires grad, so `l1.bias`, `l2.weight` and `l2.bias` all get gradients.
+# Only `l1.weight`: freezing works per tensor. `l1`'s operation is still recorded because
+# `l1.bias` requires grad, so the other three parameters all get gradients.
 # </details>
 #
-# **02.2** Freeze only `l2.weight` (`net.l2.weight.requires_grad_(False)`, `l2.bias` still
-# trains). How many `AccumulateGrad` nodes does the loss's graph have? Answer with an integer
-# (walk `loss.grad_fn.next_functions` as `node_names` does above).
+# **02.2** Why is `l2.bias.grad` `None` after this step, although `l2.bias` requires grad when
+# `backward()` runs?
+#
+# ```python
+# net = helpers.toy_net()
+# net.l2.bias.requires_grad_(False)
+# loss = helpers.toy_loss(net(x), y)
+# net.l2.bias.requires_grad_(True)        # unfrozen again before backward()
+# loss.backward()
+# ```
+#
+# - **a** `backward()` skips a parameter that was frozen at any time during the step.
+# - **b** The forward pass ran while `l2.bias` was frozen, so the graph it recorded has no
+#   node that writes into `l2.bias.grad`; unfreezing later does not add one.
+# - **c** `requires_grad_(True)` resets `.grad` to `None`.
+#
+# Answer with a letter; run the code (and variations of it) to test your choice.
 
 # %%
-answer = ...  # e.g. 3
+answer = ...  # e.g. "a"
 helpers.check("02.2", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `3`: one each for `l1.weight`, `l1.bias` and `l2.bias`. `l2`'s `AddmmBackward0` is there;
-# only the frozen `l2.weight` has no `AccumulateGrad` node (and no `TBackward0` before it).
+# **b**. The flag matters when the operation is recorded. Unfreeze *before* the forward pass
+# and `l2.bias` gets its gradient (so **a** is false), and `requires_grad_` leaves `.grad` as
+# it is (so **c** is false).
 # </details>
 #
-# **02.3** Freeze `l1` (the "backbone"). How many numbers does the network still train, that is
-# `sum(p.numel() for p in net.parameters() if p.requires_grad)`? Answer with an integer.
+# **02.3** Freeze `l1` (the "backbone"). How many numbers does the network still train, that
+# is `sum(p.numel() for p in net.parameters() if p.requires_grad)`? Answer with an integer.
 
 # %%
 answer = ...  # e.g. 19
@@ -629,15 +434,6 @@ helpers.check("02.3", answer)
 # `4`: `l2.weight` has 1 x 3 numbers and `l2.bias` 1. Printing this count after freezing is a
 # quick check that you froze what you meant to.
 # </details>
-
-# %% [markdown]
-# ## Recap
-# - `requires_grad_(False)` stops `backward()` writing a parameter's `.grad` (`None` unless it
-#   held one before); give the optimizer only the parameters that still train.
-# - Autograd records an operation only if an input requires grad: a frozen first layer leaves
-#   no trace, a frozen later layer stays in the graph and passes gradients back.
-# - Freezing is neither `no_grad` (other tensors are still tracked) nor `eval()` (Dropout and
-#   BatchNorm keep training behaviour); inference usually wants `eval()` and `no_grad()`.
 #
 # ## Further reading
 # - [`torch.Tensor.requires_grad_`](https://pytorch.org/docs/stable/generated/torch.Tensor.requires_grad_.html)

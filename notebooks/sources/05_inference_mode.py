@@ -25,16 +25,12 @@
 # - what an inference tensor is, and how to tell one (`is_inference()`);
 # - why L1's output made in inference mode breaks L2's *forward* pass, and how `.clone()` fixes
 #   it;
-# - the other rules: no in-place edits outside the mode, `enable_grad()` does not switch
-#   recording back on, `inference_mode(False)` does;
-# - what it costs and saves compared with `no_grad()`, measured rather than promised;
-# - where its rules stop: views, `requires_grad=True` tensors and modules made inside, and
-#   forward-mode AD ("Going deeper").
+# - when to choose `inference_mode` over `no_grad`.
 #
-# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the gradient table)
-# and [04 · torch.no_grad](04_no_grad.ipynb): inference mode is built on top of it.
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb) and
+# [04 · torch.no_grad](04_no_grad.ipynb): inference mode is built on top of it.
 #
-# **Time**: about 25 minutes, and 10 more for "Going deeper".
+# **Time**: 10 minutes for the core; about 40 more for the "Going deeper" sections.
 
 # %% [markdown]
 # ## Setup
@@ -59,8 +55,8 @@ _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The shared toy network
-# The same `L1 -> ReLU -> L2` network as in every notebook, with the same batch of 8 examples
-# and a mean-squared-error loss. Here is the graph of the plain training step.
+# The same `L1 -> ReLU -> L2` network, batch of 8 and mean-squared-error loss as in every
+# notebook. Its plain training step:
 
 # %%
 x, y = helpers.toy_batch()
@@ -79,20 +75,15 @@ helpers.draw(control)
 # ```
 #
 # After the step, which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` will have `.grad`
-# equal to `None`? Decide before you scroll on. With a live kernel, tick your answer and press
-# the button.
+# equal to `None`? Decide, then tick your answer and press the button.
 
 # %%
-helpers.predict("inference_mode", part="l1", clone="no",
-                why="If you ticked only L1: that is what no_grad() would give. Here L2's "
-                    "forward pass raises, because a Linear layer must save its input for "
-                    "backward and an inference tensor cannot be saved. The step stops before "
-                    "the loss is even computed, so no parameter gets a gradient.")
+helpers.predict("inference_mode", part="l1", clone="no")
 
 # %% [markdown]
 # ## The mechanism in code
-# The everyday use: predictions only, nothing will ever call `backward()` on them. `model.eval()`
-# is a separate switch (Dropout, BatchNorm); prediction code usually wants both.
+# The everyday use: predictions that nothing will ever call `backward()` on. (`model.eval()` is
+# a separate switch that prediction code wants as well: [04 · torch.no_grad](04_no_grad.ipynb).)
 
 # %%
 net = helpers.toy_net()
@@ -103,15 +94,13 @@ net.train()
 
 print("requires_grad:", predictions.requires_grad, "| grad_fn:", predictions.grad_fn,
       "| is_inference:", predictions.is_inference())
-
-# %%
 assert not predictions.requires_grad and predictions.grad_fn is None
 assert predictions.is_inference()
 assert torch.equal(predictions, net(x).detach())   # the same numbers as in grad mode
 
 # %% [markdown]
 # If a tensor made in inference mode must take part in training after all, `.clone()` it
-# *outside* the mode. The clone is a normal tensor. Here L1 runs in inference mode (so it does
+# *outside* the mode: the clone is a normal tensor. Here L1 runs in inference mode (so it does
 # not learn) and L2 trains on its cloned output.
 
 # %%
@@ -126,26 +115,52 @@ loss = helpers.toy_loss(net.l2(h), y)
 loss.backward()
 optimizer.step()
 
+print("h.is_inference():", h.is_inference())
 print({name: None if p.grad is None else "values" for name, p in net.named_parameters()})
-
-# %%
-assert not h.is_inference()          # the clone is a normal tensor
+assert not h.is_inference()
 assert net.l1.weight.grad is None and net.l1.bias.grad is None
 assert net.l2.weight.grad is not None and net.l2.bias.grad is not None
 
 # %% [markdown]
 # ## Explorer
-# Two controls: which part of the forward pass runs under `torch.inference_mode()` (nothing,
-# L1 + ReLU, or the whole forward), and whether the tensor that part produced is cloned outside
-# the mode before it is used. The explorer starts where the predict-first question did: switch
-# `clone` to `.clone() it first` and watch L2 learn again. With a live kernel, click and watch;
-# an error PyTorch raises is shown in red under the table.
+# Which part of the forward runs under `torch.inference_mode()` (nothing, L1 + ReLU, or the
+# whole forward), and is the tensor it produced cloned outside the mode before use? It starts
+# where the question did: switch `clone` on and watch L2 learn again. An error PyTorch raises
+# is shown in red under the table.
 
 # %%
 helpers.explore("inference_mode")
 
 # %% [markdown]
-# ## Truth table
+# ## Why
+# To compute its weight's gradient, a `Linear` layer saves its input during the forward pass.
+# With L1 and the ReLU in inference mode, that input is an inference tensor, and autograd
+# refuses to save one: L2's *forward* raises, before any loss exists, so no parameter gets a
+# gradient. A clone made outside the mode is a normal tensor that L2 may save. L1 recorded
+# nothing, so only L2 trains.
+
+# %%
+refused = helpers.run("inference_mode", part="l1", clone="no")
+cloned = helpers.run("inference_mode", part="l1", clone="yes")
+print(refused.error)
+assert "Inference tensors cannot be saved for backward" in refused.error.message
+assert refused.loss is None and refused.grads_none() == list(helpers.PARAM_NAMES)
+assert cloned.error is None and cloned.grads_none() == ["l1.weight", "l1.bias"]
+assert cloned.params["l2.weight"].changed and cloned.params["l2.bias"].changed
+helpers.draw(cloned, beside=control)
+
+# %% [markdown]
+# ## Recap
+# - `inference_mode()` records nothing, like `no_grad()`, and the tensors it allocates are
+#   inference tensors (`is_inference()`).
+# - A recorded op that must save an inference tensor raises, in the forward pass; `.clone()`
+#   outside the mode gives a normal tensor.
+# - Use it for predictions that never come back into training; otherwise use `no_grad()`.
+#
+# [Next: 06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)
+
+# %% [markdown]
+# ## Going deeper: every combination (about 3 minutes)
 # Every combination at once, readable without a kernel. `*` marks a parameter the step changed.
 # With `part` = `none`, `clone` has nothing to act on (no tensor was made in inference mode):
 # its two rows are the same step.
@@ -157,12 +172,27 @@ assert len(none_rows) == 2 and none_rows[0] == none_rows[1]
 table
 
 # %% [markdown]
-# ## What happened and why
+# **With the whole forward in inference mode there is no graph at all**: the loss has no
+# `grad_fn`. `backward()` raises the same error as when nothing requires grad, and cloning the
+# output does not help: a clone of a tensor with no history has no history either.
+
+# %%
+whole = helpers.run("inference_mode", part="all", clone="no")
+whole_cloned = helpers.run("inference_mode", part="all", clone="yes")
+print(whole.error)
+for outcome in (whole, whole_cloned):
+    assert "does not require grad and does not have a grad_fn" in outcome.error.message
+    assert outcome.loss is not None and outcome.loss.grad_fn is None
+    assert outcome.grads_none() == list(helpers.PARAM_NAMES)
+helpers.draw(whole, beside=control)
+
+# %% [markdown]
+# ## Going deeper: inference tensors (about 11 minutes)
 # **Inside the mode nothing is recorded, and the new tensors it computes are inference
 # tensors.** Like `no_grad()`, results such as L1's output have `requires_grad=False` and no
 # `grad_fn`. Unlike `no_grad()`, they are marked: `is_inference()` is `True`. Tensors that
 # existed before (the parameters) are not changed by entering the mode. (Not every tensor made
-# inside is an inference tensor: views of normal tensors are not; see "Going deeper".)
+# inside is an inference tensor: views of normal tensors are not; see "where the rules stop".)
 
 # %%
 net = helpers.toy_net()
@@ -176,8 +206,6 @@ print("inference_mode result: requires_grad", h.requires_grad, "| is_inference",
       h.is_inference())
 print("no_grad result:        requires_grad", h_no_grad.requires_grad, "| is_inference",
       h_no_grad.is_inference())
-
-# %%
 assert not h.requires_grad and h.grad_fn is None and h.is_inference()
 assert not h_no_grad.requires_grad and not h_no_grad.is_inference()
 assert net.l1.weight.requires_grad and not net.l1.weight.is_inference()
@@ -206,28 +234,12 @@ except RuntimeError as e:
 else:
     raise AssertionError("expected a RuntimeError")
 print("inference slice is a view:", view._is_view(), "| is_inference:", view.is_inference())
-
-# %%
 assert normal[:2]._is_view() and normal[:2]._base is normal
 assert not view._is_view() and view._base is None and view.is_inference()
 
 # %% [markdown]
-# **The error comes from L2's forward pass, not from `backward()`.** To compute the gradient of
-# its weight, a `Linear` layer saves its input during the forward pass. With L1 in inference
-# mode that input is an inference tensor, and autograd refuses to save it. So the loss is never
-# computed: the outcome has no loss, and the graph shows only a note where the loss would be.
-
-# %%
-refused = helpers.run("inference_mode", part="l1", clone="no")
-print(refused.error)
-assert refused.error.kind == "RuntimeError"
-assert "Inference tensors cannot be saved for backward" in refused.error.message
-assert refused.loss is None
-assert refused.grads_none() == list(helpers.PARAM_NAMES)
-assert not any(p.changed for p in refused.params.values())
-
-# %% [markdown]
-# Here it is in plain PyTorch. Holding L1's output is fine; `net.l2(h)` raises.
+# **The error comes from L2's forward pass, not from `backward()`.** Holding L1's output is
+# fine; `net.l2(h)` raises.
 
 # %%
 net = helpers.toy_net()
@@ -242,9 +254,44 @@ else:
     raise AssertionError("expected a RuntimeError")
 
 # %% [markdown]
+# **05.1** and **05.2**: try these first, before the cells below answer them.
+#
+# **05.1** A tensor `t = torch.ones(4)` is made inside `torch.inference_mode()`. What does
+# `is_inference()` give for (1) `t.reshape(2, 2)` made outside the mode, (2) `t + 0` made
+# outside it, (3) `t.clone()` made inside it? Answer with a tuple of three booleans.
+
+# %%
+answer = ...  # e.g. (False, False, False)
+helpers.check("05.1", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `(True, False, True)`. New memory depends on where the op runs: `t + 0` outside the mode is
+# a normal tensor, `t.clone()` inside it an inference tensor. `t.reshape(2, 2)` of a contiguous
+# `t` is a view, and a view of an inference tensor is one too, wherever it is made.
+# </details>
+#
+# **05.2** `features` were computed with `torch.relu(net.l1(x))` inside inference mode. Outside
+# it, which of these let you train L2 (`net.l2(...).sum().backward()`) without an error?
+# (a) `features`, (b) `features.clone()`, (c) `features.detach()`. Answer with a set of letters.
+
+# %%
+answer = ...  # e.g. {"a", "b", "c"}
+helpers.check("05.2", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `{"b"}`. `net.l2` saves its input for backward, so it refuses an inference tensor (a). The
+# detached tensor is still an inference tensor (c). Only the clone made outside the mode is a
+# normal tensor (b).
+# </details>
+
+# %% [markdown]
 # Had the ReLU run after the block, its output would be a normal tensor (an op run outside the
 # mode makes a new normal tensor, even from an inference input) and L2 would have accepted it.
-# That is also why `.clone()` is the fix, below. Views are the exception: a view of an inference
+# That is also why `.clone()` is the fix. Views are the exception: a view of an inference
 # tensor (a slice, `.detach()`) is an inference tensor wherever it is made.
 
 # %%
@@ -257,12 +304,9 @@ assert h.is_inference() and not h_relu.is_inference()
 assert net.l2(h_relu).grad_fn is not None      # recorded without complaint
 assert h[:2].is_inference() and h.detach().is_inference()   # views made outside the mode
 
-# %%
-helpers.draw(refused, beside=control)
-
 # %% [markdown]
 # **The rule is about *saving*, not reading.** Outside the mode an inference tensor can be read
-# by any op. The error appears only when a recorded op needs to keep it for backward. Adding it
+# by ops; reading raises only when a recorded op needs to keep it for backward. Adding it
 # to a tensor that requires grad saves nothing (the gradient of `+` needs no inputs);
 # multiplying by one does (the gradient of `w * t` is `t`).
 
@@ -285,8 +329,9 @@ else:
 
 # %% [markdown]
 # **`.clone()` outside the mode gives a normal tensor; inside, another inference tensor.** A
-# clone is new memory, and new tensors made outside the mode are normal tensors. With the clone,
-# L2 trains and L1, which ran in inference mode, gets no gradient.
+# clone is new memory, and new tensors made outside the mode are normal tensors. Cloning gives
+# L2 the same gradients as the other way to stop L1 learning, `detach()` on L1's output; the
+# clone costs one copy of the tensor.
 
 # %%
 with torch.inference_mode():
@@ -297,46 +342,39 @@ print("clone inside:", clone_inside.is_inference(), "| clone outside:",
       clone_outside.is_inference())
 assert clone_inside.is_inference() and not clone_outside.is_inference()
 
-cloned = helpers.run("inference_mode", part="l1", clone="yes")
-assert cloned.error is None
-assert cloned.grads_none() == ["l1.weight", "l1.bias"]
-for name in ["l2.weight", "l2.bias"]:
-    assert cloned.params[name].changed
-helpers.draw(cloned, beside=control)
-
-# %% [markdown]
-# Cloning gives the same gradients as the other way to stop L1 learning: `detach()` (or
-# `no_grad()`) on L1's output. The clone costs one copy of the tensor.
-
-# %%
 net = helpers.toy_net()
 helpers.toy_loss(net.l2(torch.relu(net.l1(x)).detach()), y).backward()
-for name, p in net.named_parameters():
-    if name.startswith("l2."):
-        assert torch.equal(cloned.tensors[name].grad, p.grad)
+for name in ("l2.weight", "l2.bias"):
+    assert torch.equal(cloned.tensors[name].grad, net.get_parameter(name).grad)
+print("checked: L2's gradients after clone() equal those after detach()")
 
 # %% [markdown]
-# **With the whole forward in inference mode there is no graph at all.** torchviz draws a
-# single node, the loss, with no edge to anything; the parameters are drawn apart, "not in
-# graph". `backward()` raises the same
-# error as when nothing requires grad, and cloning the output does not help: a clone of a tensor
-# with no history has no history either.
+# ## Going deeper: switching recording back on (about 4 minutes)
+# **05.3** Try this first. `w = torch.ones(3, requires_grad=True)`. Inside
+# `torch.inference_mode()` you open `torch.enable_grad()` and compute `r = w * 2` and
+# `v = w[:2]`. What are `r.requires_grad` and `v.requires_grad`? Answer with a tuple of two
+# booleans.
 
 # %%
-whole = helpers.run("inference_mode", part="all", clone="no")
-print(whole.error)
-assert "does not require grad and does not have a grad_fn" in whole.error.message
-assert whole.loss is not None and whole.loss.grad_fn is None
-assert helpers.draw(whole).diagrams[-1].edges == ()
-whole_cloned = helpers.run("inference_mode", part="all", clone="yes")
-assert whole_cloned.grads_none() == list(helpers.PARAM_NAMES)
-helpers.draw(whole, beside=control)
+answer = ...  # e.g. (True, False)
+helpers.check("05.3", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `(False, True)`. `enable_grad()` sets `torch.is_grad_enabled()` to `True`, but inside
+# inference mode nothing is recorded: `r` is a new tensor with no history.
+# `torch.inference_mode(False)` is the switch that records again. `v` is a view of the normal
+# tensor `w`: it keeps `w`'s flag, with no `grad_fn` (as a view made under `no_grad` does,
+# [04 · torch.no_grad](04_no_grad.ipynb)), and it is not an inference tensor. The cells below
+# show the first two rules; "where the rules stop" shows the views.
+# </details>
 
 # %% [markdown]
 # **`torch.enable_grad()` inside inference mode does not switch recording back on.** It does
 # set `torch.is_grad_enabled()` to `True`, which makes this easy to miss: the result still has
 # no `grad_fn`, and it is an inference tensor. (Inside `no_grad()`, `enable_grad()` does turn
-# recording back on; notebook 04.)
+# recording back on: [04 · torch.no_grad](04_no_grad.ipynb).)
 
 # %%
 w = torch.ones(3, requires_grad=True)
@@ -366,9 +404,9 @@ r.sum().backward()
 assert torch.equal(w.grad, torch.full((3,), 2.0))
 
 # %% [markdown]
-# ### What it saves: memory
-# On the two networks below, inference mode saves exactly the memory `no_grad()` saves. Two
-# measurements (`costs.mode_memory`), both deterministic:
+# ## Going deeper: what it saves (about 6 minutes)
+# **Memory.** On the two networks below, inference mode saves exactly the memory `no_grad()`
+# saves. Two measurements (`costs.mode_memory`), both deterministic:
 # - **saved for backward**: bytes of the tensors autograd keeps for `backward()`, not counting
 #   the weights (they exist anyway), counted with `saved_tensors_hooks`;
 # - **peak**: the most memory PyTorch's CPU allocator held at any moment of the forward pass,
@@ -398,20 +436,19 @@ for by_mode in memory.values():
 # In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 1024 floats each).
 activation = 64 * 1024 * 4
 assert memory["larger MLP"]["grad mode"]["saved_bytes"] == 5 * activation
-assert memory["larger MLP"]["grad mode"]["peak_bytes"] == 5 * activation  # 4 kept + 1 made
+assert memory["larger MLP"]["grad mode"]["peak_bytes"] == 5 * activation  # 4 ReLU + last Linear
 assert memory["larger MLP"]["no_grad"]["peak_bytes"] == 2 * activation    # input + output
 toy_peaks = {m["peak_bytes"] for m in memory["toy net"].values()}
 assert toy_peaks == {2 * 8 * 3 * 4}        # L1's and the ReLU's outputs, in every mode
 
 # %% [markdown]
-# In grad mode the MLP's peak holds the four ReLU outputs kept for backward plus the layer
-# output being computed; without recording, only a layer's input and output are alive at once.
+# In grad mode the MLP's peak comes at the last ReLU: the four ReLU outputs kept for backward
+# (the last one just made) plus the Linear output it is computed from; without recording, only a layer's input and output are alive at once.
 # On the toy net the peak is the same in all three modes: it comes at the ReLU, while L1's
 # output and the ReLU's output are both alive, whatever the mode. The 96-byte ReLU output kept
 # for backward in grad mode does not raise it.
 #
-# ### What it saves: time
-# Here the honest answer is "little, and not everywhere". Inference mode skips the version
+# **Time.** Here the honest answer is "little, and not everywhere". Inference mode skips the version
 # counter and view bookkeeping per tensor, so any gain is per *op*, not per byte: it can show
 # only where each op is tiny and that overhead dominates. The cell below times a forward pass
 # in each mode with `costs.mode_times` and prints the ratio to `no_grad`: the modes take turns,
@@ -436,34 +473,18 @@ for mode in MODES:
 # %% [markdown]
 # So choose `inference_mode` for the rules it enforces more than for speed: autograd refuses to
 # save the tensors it allocated, and PyTorch refuses in-place edits of them outside the mode.
-# The rules have edges ("Going deeper" shows each): views and `detach()` of normal tensors made
-# there are normal tensors, a tensor made there with `requires_grad=True` still trains, and a
-# later `inference_mode` block may edit its tensors in place. If the results may ever feed
-# training (cached features, targets, a teacher's outputs), `no_grad()` gives the same memory
-# saving without the restrictions.
+# The rules have edges ("where the rules stop" shows each): views and `detach()` of normal
+# tensors made there are normal tensors, a tensor made there with `requires_grad=True` still
+# trains, and a later `inference_mode` block may edit its tensors in place. If the results may
+# ever feed training (cached features, targets, a teacher's outputs), `no_grad()` gives the
+# same memory saving without the restrictions.
 
 # %% [markdown]
-# ## Pitfalls
-# ### Training on features computed in inference mode
-# You compute features once with a frozen backbone, inside `inference_mode` because "it is
-# faster", and then train a small head on them. The head's first forward pass refuses.
-
-# %%
-net = helpers.toy_net()
-with torch.inference_mode():
-    features = torch.relu(net.l1(x))         # cached once, in inference mode
-
-try:
-    loss = helpers.toy_loss(net.l2(features), y)
-except RuntimeError as e:
-    print(type(e).__name__ + ":", str(e).split(".")[0])
-    assert "Inference tensors cannot be saved for backward" in str(e)
-else:
-    raise AssertionError("expected a RuntimeError")
-
-# %% [markdown]
-# Fix: clone the cached features once, outside the mode, or compute them under `no_grad()` in
-# the first place. Both train the head with the same gradients.
+# ## Going deeper: pitfalls (about 5 minutes)
+# **Features cached in inference mode, then a head trained on them** is the core's case: the
+# head's first forward refuses. Two fixes give the head the same gradients: clone the features
+# once, outside the mode, or compute them under `no_grad()` in the first place. `detach()` is
+# no fix: the detached tensor is still an inference tensor.
 
 # %%
 grads = {}
@@ -481,19 +502,13 @@ for fix in ["clone", "no_grad"]:
 print("same head gradient:", torch.equal(grads["clone"], grads["no_grad"]))
 assert torch.equal(grads["clone"], grads["no_grad"])
 
-# %% [markdown]
-# `detach()` is no fix: the detached tensor shares the inference tensor's memory and is still
-# an inference tensor.
-
-# %%
 with torch.inference_mode():
     features = torch.relu(helpers.toy_net().l1(x))
 print("detach() of an inference tensor is_inference:", features.detach().is_inference())
 assert features.detach().is_inference()
-assert features.detach().data_ptr() == features.data_ptr()   # same memory
 
 # %% [markdown]
-# ### Editing a result in place after the block
+# **Editing a result in place after the block.**
 # A metric accumulated inside `inference_mode` and divided in place afterwards (a common
 # evaluation loop) is refused: inference tensors cannot be changed in place outside the mode.
 # Beware: in PyTorch 2.13 the check runs *after* the edit, so the value has already changed
@@ -534,7 +549,7 @@ print(f"mean loss: {mean_loss:.4f}")
 assert abs(mean_loss - reference) < 1e-6
 
 # %% [markdown]
-# ### Expecting `enable_grad()` to record inside inference mode
+# **Expecting `enable_grad()` to record inside inference mode.**
 # A helper that computes an input gradient (a saliency map, a gradient penalty) wraps itself in
 # `torch.enable_grad()` so it works when called under `no_grad()`. Called under
 # `inference_mode()`, the forward pass inside it is not recorded, and `backward()` finds no
@@ -581,7 +596,7 @@ with torch.no_grad():
 print("input gradient shape:", tuple(g.shape))
 
 # %% [markdown]
-# ## Where it is used
+# ## Going deeper: where it is used (about 2 minutes)
 # Serving and bulk inference: code whose outputs leave the model as numbers, labels or files
 # and never come back into a training graph. The decorator form covers a whole function.
 #
@@ -614,71 +629,20 @@ assert torch.allclose(bulk, net(x).detach())
 # %%
 kept = bulk.clone()
 kept[0] = 0.0                                # fine: a normal tensor
+print("the clone is_inference:", kept.is_inference(), "| edited in place:", kept[0].item())
 assert not kept.is_inference() and bulk[0].item() != 0.0
 
 # %% [markdown]
-# ## Exercises
-# **05.1** A tensor `t = torch.ones(4)` is made inside `torch.inference_mode()`. What does
-# `is_inference()` give for (1) `t.reshape(2, 2)` made outside the mode, (2) `t + 0` made
-# outside it, (3) `t.clone()` made inside it? Answer with a tuple of three booleans.
-
-# %%
-answer = ...  # e.g. (False, False, False)
-helpers.check("05.1", answer)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# `(True, False, True)`. New memory depends on where the op runs: `t + 0` outside the mode is
-# a normal tensor, `t.clone()` inside it an inference tensor. `t.reshape(2, 2)` of a contiguous
-# `t` is a view, and a view of an inference tensor is one too, wherever it is made.
-# </details>
-#
-# **05.2** `w = torch.ones(3, requires_grad=True)`. Inside `torch.inference_mode()` you open
-# `torch.enable_grad()` and compute `r = w * 2` and `v = w[:2]`. What are `r.requires_grad` and
-# `v.requires_grad`? Answer with a tuple of two booleans.
-
-# %%
-answer = ...  # e.g. (True, False)
-helpers.check("05.2", answer)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# `(False, True)`. `enable_grad()` sets `torch.is_grad_enabled()` to `True`, but inside
-# inference mode nothing is recorded: `r` is a new tensor with no history.
-# `torch.inference_mode(False)` is the switch that records again. `v` is a view of the normal
-# tensor `w`: it keeps `w`'s flag, with no `grad_fn` (as a view made under `no_grad` does,
-# notebook 04), and it is not an inference tensor.
-# </details>
-#
-# **05.3** `features` were computed with `torch.relu(net.l1(x))` inside inference mode. Outside
-# it, which of these let you train L2 (`net.l2(...).sum().backward()`) without an error?
-# (a) `features`, (b) `features.clone()`, (c) `features.detach()`. Answer with a set of letters.
-
-# %%
-answer = ...  # e.g. {"a", "b", "c"}
-helpers.check("05.3", answer)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# `{"b"}`. `net.l2` saves its input for backward, so it refuses an inference tensor (a). The
-# detached tensor is still an inference tensor (c). Only the clone made outside the mode is a
-# normal tensor (b).
-# </details>
-
-# %% [markdown]
-# ## Going deeper: where the rules stop (10 minutes)
+# ## Going deeper: where the rules stop (about 8 minutes)
 # "Everything made in inference mode is an inference tensor that can never reach a graph" is
-# how the mode is often described. Each cell below tests one part of that description; each
-# part fails.
+# how the mode is often described. The cells below find where that description, and a few
+# other common ones, stop being true.
 #
 # **Views and `detach()` of normal tensors made inside the mode are normal tensors.** Only new
 # memory allocated in the mode is marked. A slice of a parameter, or a parameter's `detach()`,
-# shares the normal tensor's memory and stays a normal tensor. As under `no_grad` (notebook
-# 04), the slice of a parameter still has `requires_grad=True`, with no `grad_fn`: it is linked
-# to nothing.
+# shares the normal tensor's memory and stays a normal tensor. As under `no_grad`
+# ([04 · torch.no_grad](04_no_grad.ipynb)), the slice of a parameter still has
+# `requires_grad=True`, with no `grad_fn`: it is linked to nothing.
 
 # %%
 net = helpers.toy_net()
@@ -747,7 +711,7 @@ assert tangents["inference_mode"] is None
 
 # %% [markdown]
 # **In-place edits: allowed in a later `inference_mode` block.** Outside the mode an in-place
-# edit raises, after writing the value (the pitfall above). Inside any `inference_mode`
+# edit raises, after writing the value (see the pitfalls). Inside any `inference_mode`
 # block, later ones too, it is allowed: the rule is about where the edit runs, not about
 # what the tensor went through.
 
@@ -768,20 +732,44 @@ assert total.item() == 6.0
 
 # %% [markdown]
 # And "nothing is recorded" holds even where `torch.is_grad_enabled()` says otherwise: under
-# `enable_grad()` inside the mode it is `True`, and still no `grad_fn` appears (the cell
-# "`torch.enable_grad()` inside inference mode" above asserts it).
+# `enable_grad()` inside the mode it is `True`, and still no `grad_fn` appears ("switching
+# recording back on" asserts it).
+
+# %% [markdown]
+# ## Going deeper: exercises (about 3 minutes)
+# **05.4** Why is `emb.weight.grad` `None` after this step, while every parameter of `net` gets
+# a gradient?
 #
-# ## Recap
-# - `inference_mode()` records nothing, like `no_grad()`; the tensors it computes are inference
-#   tensors (no version counter, no view tracking, `is_inference()`), and forward-mode AD is
-#   off as well.
-# - Outside the mode they can be read but not saved for backward (the error comes in the
-#   *forward* pass of the op that would save them) and not edited in place; `.clone()` outside
-#   the mode gives a normal tensor. `enable_grad()` does not record inside it;
-#   `inference_mode(False)` does.
-# - Memory: the same saving as `no_grad()`. Speed: small at best, and only where per-op
-#   overhead dominates; measure on your own model. Use it for serving and bulk inference.
+# ```python
+# torch.manual_seed(0)
+# emb = nn.Embedding(10, 4)                # a learned lookup table: 10 rows of 4 features
+# net = helpers.toy_net()
+# with torch.inference_mode():
+#     features = emb(torch.arange(8))      # looked up once, "for speed"
+# helpers.toy_loss(net(features.clone()), y).backward()
+# ```
 #
+# - **a**: `emb.weight` became an inference tensor when it was used inside the mode.
+# - **b**: the lookup ran in inference mode and recorded nothing; the clone copies the values
+#   but has no history, so nothing links the loss back to `emb.weight`.
+# - **c**: a clone never passes a gradient back to the tensor it was made from.
+#
+# Answer with a letter.
+
+# %%
+answer = ...  # e.g. "a"
+helpers.check("05.4", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `"b"`. Entering the mode changes no existing tensor, so `emb.weight` stays a normal
+# parameter (a is wrong), and a clone made with recording on of a tensor that requires grad
+# passes gradients back (c is wrong). Here `features` has no history, and neither has its
+# clone. To train the table, look it up outside `inference_mode`.
+# </details>
+
+# %% [markdown]
 # ## Further reading
 # - [`torch.inference_mode`](https://pytorch.org/docs/stable/generated/torch.autograd.grad_mode.inference_mode.html)
 # - [Autograd mechanics: locally disabling gradient computation, inference mode](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
@@ -790,3 +778,4 @@ assert total.item() == 6.0
 # - [CPU memory profiling with `torch.profiler`](https://pytorch.org/tutorials/recipes/recipes/profiler_recipe.html)
 #
 # [Next: 06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb)
+

@@ -13,25 +13,24 @@
 # %% [markdown]
 # # 09 · Patterns from real training code
 #
-# Nine training steps you will meet in real projects, each with a rule about where gradients
-# may flow, each run correctly and with a classic mistake, so you can see what breaks.
+# Real training code has several models and a rule for each loss, *train this module, never
+# touch that one*, and you can check the rule before training by listing what the loss's graph
+# reaches.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradient-flow-lab/gradient-flow-lab/blob/main/notebooks/09_patterns.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/gradient-flow-lab/gradient-flow-lab/main?urlpath=lab/tree/notebooks/09_patterns.ipynb)
 
 # %% [markdown]
 # **What you will learn**
-# - fine-tuning, truncated BPTT, EMA, distillation, GAN and DDPG steps, a probe head on a
-#   shared trunk, a stopped skip branch and an on-policy actor-critic: which parameters must get
-#   gradients and which must not;
-# - to check a rule before training: walk the loss's graph and list the parameters it reaches;
-# - what each classic mistake does: an error, a leak of gradients, or a silently wrong update.
+# - to state a training step's rule: which modules a loss must reach, and which it must not;
+# - to check the rule before training with `patterns.reached_by`, a walk of the loss's graph;
+# - (going deeper) nine patterns from real code, from fine-tuning to DDPG, and what each
+#   classic mistake does: an error, a leak of gradients, or a silently wrong update.
 #
-# **Prerequisites**: [00 · Start here](00_start_here.ipynb) (the graph and the table),
-# [02 · requires_grad_(False)](02_requires_grad.ipynb), [03 · detach](03_detach.ipynb) and
-# [04 · torch.no_grad](04_no_grad.ipynb). Each pattern combines the tools of those notebooks.
+# **Prerequisites**: [02 · requires_grad_(False)](02_requires_grad.ipynb),
+# [03 · detach](03_detach.ipynb) and [04 · torch.no_grad](04_no_grad.ipynb).
 #
-# **Time**: about 40 minutes, and 5 more for "Going deeper".
+# **Time**: 10 minutes for the core; about 40 more for the "Going deeper" sections.
 
 # %% [markdown]
 # ## Setup
@@ -55,32 +54,21 @@ import helpers
 _ = torch.manual_seed(0)
 
 # %% [markdown]
-# The patterns live in `helpers.patterns`: small models, one training step per pattern, and the
-# views used below.
+# ## The shared toy network
+# In the plain step of the `L1 -> ReLU -> L2` toy network, the loss reaches every parameter.
+# The patterns use small models of their own and name each parameter by its module:
+# `generator.weight`, `discriminator.bias`.
 
 # %%
 from helpers import patterns
 
-print(list(patterns.PATTERNS))
-assert len(patterns.PATTERNS) == 9
-
-# %% [markdown]
-# ## The shared toy network
-# The other notebooks change one line of the plain step of the `L1 -> ReLU -> L2` toy network.
-# Here is its graph once more: every parameter reaches the loss.
-
-# %%
 control = helpers.run("control")
 assert control.grads_none() == []
 helpers.draw(control)
 
 # %% [markdown]
-# Real code has several models, or several losses, and a rule: *this loss must train that
-# module and must not touch this one*. The patterns below use tiny models of their own, and
-# name each parameter by its module: `generator.weight`, `critic.bias`, and so on.
-#
 # ## Predict first
-# **A GAN whose discriminator step forgot `.detach()`:**
+# A GAN's discriminator step that forgot `.detach()`:
 #
 # ```python
 # fake = generator(noise)
@@ -89,48 +77,89 @@ helpers.draw(control)
 # ```
 #
 # Which modules' parameters does `d_loss` reach, so that `backward()` fills their `.grad`: the
-# generator, the discriminator, both? Decide before you scroll on. With a live kernel, tick and
-# press the button.
+# generator's, the discriminator's, both? Decide before you scroll on.
 
 # %%
-patterns.predict("gan", mistake="no_detach",
-                 why="fake carries the generator's history, so without detach() "
-                     "d_loss reaches the generator too.")
+patterns.predict("gan", mistake="no_detach")
 
 # %% [markdown]
-# **A skip connection whose side branch is frozen**, `branch.requires_grad_(False)`, and then
-# used as `out = head(h + branch(h))` with `h = relu(stem(x))`. Which modules does the
-# branch's output `branch(h)` reach?
-
-# %%
-patterns.predict("stopped_branch", mistake="freeze",
-                 why="A frozen layer gets no gradient itself, but its input h "
-                     "requires grad, so the layer is recorded and gradient flows "
-                     "through it into the stem.")
-
-# %% [markdown]
-# ## The patterns in code
-# Each pattern below shows the lines that matter, then runs the whole step with
-# `patterns.run_pattern(name)` (correct) and `patterns.run_pattern(name, mistake)`. The table
-# has one row per parameter: the rule, whether the *guarded* tensor's graph reaches it, its
-# `.grad` just after the backward that matters, and whether the step changed it.
-#
-# How "reaches" is decided: `backward()` only fills the `.grad` of leaves it meets while
-# walking the graph from the loss. `patterns.reached_by(loss, named_parameters)` does that walk
-# *without* running backward, so you can check a rule before training.
+# ## The rule in code
+# `backward()` fills the `.grad` of the parameters it meets walking back from the loss.
+# `patterns.reached_by(loss, named_parameters)` does the same walk without running backward:
 
 # %%
 generator, discriminator, noise, real = patterns.gan_parts()
 named = {"generator.weight": generator.weight, "discriminator.weight": discriminator.weight}
 fake = generator(noise)
-print("with fake:         ", sorted(patterns.reached_by(discriminator(fake).sum(), named)))
-print("with fake.detach():", sorted(patterns.reached_by(discriminator(fake.detach()).sum(),
-                                                        named)))
-assert patterns.reached_by(discriminator(fake).sum(), named) == set(named)
-assert patterns.reached_by(discriminator(fake.detach()).sum(), named) == {"discriminator.weight"}
+with_fake = patterns.reached_by(discriminator(fake).sum(), named)
+with_detached = patterns.reached_by(discriminator(fake.detach()).sum(), named)
+print("reached through fake:         ", sorted(with_fake))
+print("reached through fake.detach():", sorted(with_detached))
+assert with_fake == set(named) and with_detached == {"discriminator.weight"}
 
 # %% [markdown]
-# ### 1. Fine-tuning a new head
+# `patterns.run_pattern("gan")` runs a whole GAN step, the discriminator's update on
+# `fake.detach()`, then the generator's. The table gives each parameter's rule, whether
+# `d_loss` reaches it, and its `.grad` just after `d_loss.backward()`.
+
+# %%
+gan = patterns.run_pattern("gan")
+assert gan.ok and gan.grads_none() == ["generator.weight", "generator.bias"]
+gan.table()
+
+# %% [markdown]
+# Without `.detach()`, `d_loss` also fills the generator's `.grad` and frees the generator's
+# part of the graph, so the generator's own backward through the same `fake` fails.
+
+# %%
+gan_broken = patterns.run_pattern("gan", "no_detach")
+print(gan_broken.error)
+assert gan_broken.grads["generator.weight"] == "values"
+assert "Trying to backward through the graph a second time" in gan_broken.error.message
+gan_broken.draw(beside=gan)
+
+# %% [markdown]
+# ## Explorer
+# Nine patterns, each correct and with its classic mistakes: pick one, and the summary, the
+# table and the graph follow.
+
+# %%
+patterns.explore("gan")
+
+# %% [markdown]
+# ## Why
+# These steps start from fresh models and clear grads before the backward that matters.
+# After it, the parameters with a gradient are exactly those the graph reaches, and every
+# other `.grad` is still `None`. So a walk of the graph predicts `backward()`, and checks a
+# rule before any step runs.
+
+# %%
+checked = [("gan", None), ("gan", "no_detach"), ("fine_tune", None), ("fine_tune", "no_freeze"),
+           ("distillation", None), ("distillation", "teacher_graph")]
+for name, mistake in checked:
+    result = patterns.run_pattern(name, mistake)
+    assert {n for n, state in result.grads.items() if state == "values"} == result.reached
+    assert all(state == "None" for n, state in result.grads.items() if n not in result.reached)
+print(f"filled .grad == reached, in {len(checked)} steps")
+
+# %% [markdown]
+# ## Recap
+# - Each step has a rule: which modules a loss may train. Write it down.
+# - `patterns.reached_by(loss, named_parameters)` lists what `backward()` would fill: check
+#   the rule before you trust a training loop.
+# - A `.detach()` where one model's output feeds another model's loss keeps that loss out.
+#
+# Next: [10 · Myths, tested](10_myths.ipynb), or go deeper below.
+
+# %% [markdown]
+# ## Going deeper: eight more patterns (about 16 minutes)
+# Each pattern shows the lines that matter, then runs the whole step with
+# `patterns.run_pattern(name)` (correct) and `patterns.run_pattern(name, mistake)`. The table
+# has one row per parameter: the rule, whether the *guarded* tensor's graph reaches it, its
+# `.grad` just after the backward that matters, and whether the step changed it.
+
+# %% [markdown]
+# ### Fine-tuning a new head
 # A pretrained backbone stays fixed; only the new head learns:
 #
 # ```python
@@ -176,7 +205,7 @@ assert not optimizer_only.changed["backbone.0.weight"]
 optimizer_only.table()
 
 # %% [markdown]
-# ### 2. Truncated backpropagation through time
+# ### Truncated backpropagation through time
 # An RNN reads a long sequence in chunks and updates after each one. The hidden state carries
 # on; its history must not:
 #
@@ -193,7 +222,7 @@ optimizer_only.table()
 # ```
 #
 # Here the sequence has 4 steps, in chunks of 2. With the cut, the last chunk's graph spans 2
-# RNN steps (count the `TanhBackward0` nodes in the graph on the right).
+# RNN steps (count the `TanhBackward0` nodes in the graph below).
 
 # %%
 bptt = patterns.run_pattern("truncated_bptt")
@@ -212,7 +241,7 @@ assert no_cut.facts["RNN steps in the last chunk's graph"] == 4
 assert "Trying to backward through the graph a second time" in no_cut.error.message
 
 # %% [markdown]
-# ### 3. An EMA of the weights
+# ### An EMA of the weights
 # A second copy of the model follows the trained one slowly, `ema = 0.9 * ema + 0.1 * student`
 # after each step, and is used for evaluation. The update runs under `no_grad`:
 #
@@ -248,15 +277,18 @@ assert torch.allclose(ema.models["ema"].weight, expected)
 # the in-place update (a plain `copy.deepcopy` gives such a copy):
 
 # %%
+import copy
+
 unfrozen = patterns.run_pattern("ema", "unfrozen_no_no_grad")
 print(unfrozen.error)
+assert copy.deepcopy(unfrozen.models["student"]).weight.requires_grad
 assert "a leaf Variable that requires grad is being used in an in-place operation" in \
     unfrozen.error.message
 
 # %% [markdown]
 # A frozen copy is worse: PyTorch accepts the update silently and records it. The EMA weights
 # now have a `grad_fn`, and evaluating the EMA model builds a graph back into the student.
-# Every further update makes that chain longer.
+# Each further update makes that chain longer (three more, below).
 
 # %%
 silent = patterns.run_pattern("ema", "no_no_grad")
@@ -267,12 +299,13 @@ assert silent.reached == {"student.weight", "student.bias"}
 longer = patterns.run_pattern("ema", "no_no_grad")   # one more update, outside no_grad
 e, p = longer.models["ema"].weight, longer.models["student"].weight
 updates_before = patterns.count_nodes(e, kind="MulBackward0")
-e.mul_(0.9).add_(p, alpha=0.1)
-assert patterns.count_nodes(e, kind="MulBackward0") == updates_before + 1
+for more in (1, 2, 3):
+    e.mul_(0.9).add_(p, alpha=0.1)
+    assert patterns.count_nodes(e, kind="MulBackward0") == updates_before + more
 silent.draw(beside=ema)
 
 # %% [markdown]
-# ### 4. Knowledge distillation
+# ### Knowledge distillation
 # A fixed teacher's softened outputs are the student's targets. The teacher runs without a
 # graph:
 #
@@ -319,41 +352,7 @@ loss.backward()
 assert torch.allclose(teacher[0].weight.grad, left + this_step)
 
 # %% [markdown]
-# ### 5. A GAN step
-# The discriminator learns to tell `real` from `fake`; then the generator learns to fool it.
-# One `fake` serves both steps:
-#
-# ```python
-# fake = generator(noise)
-# d_opt.zero_grad()
-# d_loss = bce(discriminator(real), ones) + bce(discriminator(fake.detach()), zeros)
-# d_loss.backward()
-# d_opt.step()
-# g_opt.zero_grad()
-# g_loss = bce(discriminator(fake), ones)
-# g_loss.backward()
-# g_opt.step()
-# ```
-
-# %%
-gan = patterns.run_pattern("gan")
-assert gan.ok
-assert gan.grads_none() == ["generator.weight", "generator.bias"]
-gan.table()
-
-# %% [markdown]
-# **What breaks without it.** Without `.detach()`, `d_loss` reaches the generator: its
-# backward fills the generator's `.grad` and frees the generator's part of the graph. The
-# generator's own backward, through the same `fake`, then fails.
-
-# %%
-gan_broken = patterns.run_pattern("gan", "no_detach")
-print(gan_broken.error)
-assert gan_broken.grads["generator.weight"] == "values"
-assert "Trying to backward through the graph a second time" in gan_broken.error.message
-gan_broken.draw(beside=gan)
-
-# %% [markdown]
+# ### The GAN's generator step
 # The generator's step, on the other hand, does reach the discriminator: `g_loss` is computed
 # through it. That is why the discriminator's step starts with its own `d_opt.zero_grad()`.
 
@@ -366,7 +365,7 @@ print(sorted(patterns.reached_by(g_loss, {"generator.weight": generator.weight,
 assert patterns.reached_by(g_loss, {"d": discriminator.weight}) == {"d"}
 
 # %% [markdown]
-# ### 6. A DDPG update
+# ### A DDPG update
 # DDPG learns from a replay buffer. The critic learns Q(state, action) for the *buffer's*
 # actions, towards a target that slow copies of both networks (the target networks) compute
 # under `no_grad`. Then the actor learns actions the critic rates highly, through the critic:
@@ -383,7 +382,7 @@ assert patterns.reached_by(g_loss, {"d": discriminator.weight}) == {"d"}
 # actor_loss = -critic(torch.cat([states, torch.tanh(actor(states))], 1)).mean()
 # actor_loss.backward()            # fills the actor's AND the critic's .grad
 # actor_opt.step()
-# # then move both target networks a little towards the trained ones, under no_grad (pattern 3)
+# # then move both target networks a little towards the trained ones, under no_grad
 # ```
 #
 # The step runs two such updates. The critic's loss reaches the critic only: the buffer's
@@ -428,9 +427,9 @@ assert actor.weight.grad is not None and critic.weight.grad is None
 # %% [markdown]
 # **What breaks without the `no_grad` around the target.** With target networks that require
 # grad (a plain `copy.deepcopy`), the critic's loss reaches both of them. The updates do not
-# change (the targets are separate copies, so the critic's own gradient is the same), but every
-# backward also runs through the target networks and fills their `.grad`, which no optimizer
-# ever clears.
+# change (the targets are separate copies, so the critic's own gradient is the same), but each
+# critic backward also runs through the target networks and fills their `.grad`, which no
+# optimizer here ever clears.
 
 # %%
 target_graph = patterns.run_pattern("ddpg", "target_graph")
@@ -446,7 +445,7 @@ for name in ("actor_target", "critic_target"):        # still there after the wh
 target_graph.draw(beside=ddpg)
 
 # %% [markdown]
-# ### 7. A shared trunk with a probe head
+# ### A shared trunk with a probe head
 # A main head trains the trunk. A second head, a *probe*, reads the trunk's features to
 # monitor them (or for an auxiliary output) and must not shape them:
 #
@@ -478,7 +477,7 @@ assert not torch.allclose(trunk_broken.models["trunk"][0].weight.grad,
 trunk_broken.draw(beside=trunk)
 
 # %% [markdown]
-# ### 8. A skip connection with the side branch stopped
+# ### A skip connection with the side branch stopped
 # A side branch adds features to the residual stream but must stay fixed, and the stem must
 # learn through the skip path only:
 #
@@ -486,6 +485,15 @@ trunk_broken.draw(beside=trunk)
 # h = torch.relu(stem(x))
 # out = head(h + branch(h).detach())
 # ```
+#
+# **Predict:** someone freezes the branch instead, `branch.requires_grad_(False)`, and writes
+# `out = head(h + branch(h))`. Which modules does the branch's output `branch(h)` reach?
+
+# %%
+patterns.predict("stopped_branch", mistake="freeze")
+
+# %% [markdown]
+# The correct step first:
 
 # %%
 skip = patterns.run_pattern("stopped_branch")
@@ -495,8 +503,8 @@ skip.table()
 
 # %% [markdown]
 # **What breaks without it.** Without `.detach()` the branch trains. With
-# `branch.requires_grad_(False)` instead, the table is identical to the correct one: the
-# branch gets no gradient. But the branch is still recorded, because its input `h` requires
+# `branch.requires_grad_(False)` instead, the grad column is the same as in the correct step:
+# the branch gets no gradient. But the branch is still recorded, because its input `h` requires
 # grad, and the stem receives gradient through it as well.
 
 # %%
@@ -508,17 +516,47 @@ assert patterns.run_pattern("stopped_branch", "no_detach").grads["branch.weight"
 frozen.draw(beside=skip)
 
 # %% [markdown]
-# ## Explorer
-# Pick a pattern and a variant, correct or one of its mistakes: the summary, the table and the
-# graph follow. With a live kernel, try them all.
+# ### An on-policy actor-critic
+# Some actor-critic methods train the critic on the action the actor has just produced, not on
+# a replay buffer's. Here the critic learns Q(state, action) of that live action, after the
+# actor's step:
+#
+# ```python
+# action = torch.tanh(actor(states))
+# actor_opt.zero_grad()
+# actor_loss = -critic(torch.cat([states, action], 1)).mean()
+# actor_loss.backward()            # fills the actor's AND the critic's .grad
+# actor_opt.step()
+# critic_opt.zero_grad()           # clear what the actor's backward left on the critic
+# critic_loss = F.mse_loss(critic(torch.cat([states, action.detach()], 1)), returns)
+# critic_loss.backward()
+# critic_opt.step()
+# ```
 
 # %%
-patterns.explore("gan")
+on_policy = patterns.run_pattern("actor_critic")
+assert on_policy.ok and on_policy.reached == {"critic.weight", "critic.bias"}
+assert on_policy.facts["critic grad before its backward"] == "None"
+on_policy.table()
 
 # %% [markdown]
-# ## Truth table
-# Every pattern and variant at once, readable without a kernel: which modules the guarded
-# tensor reaches, and whether the step follows its rule.
+# **What breaks without the `.detach()`.** The live action carries the actor's history, so the
+# critic's loss reaches the actor: through an `action` whose graph the actor's backward already
+# freed, so this backward fails. (In DDPG the critic's loss uses the buffer's actions, which
+# have no history: this leak cannot happen there.)
+
+# %%
+live_leak = patterns.run_pattern("actor_critic", "no_detach")
+print(live_leak.error)
+assert live_leak.reached == {"actor.weight", "actor.bias", "critic.weight", "critic.bias"}
+assert "Trying to backward through the graph a second time" in live_leak.error.message
+assert "actor.weight" not in ddpg.reached
+live_leak.draw(beside=on_policy)
+
+# %% [markdown]
+# ## Going deeper: all patterns at once (about 2 minutes)
+# Every pattern and variant, readable without a kernel: which modules the guarded tensor
+# reaches, and whether the step follows its rule.
 
 # %%
 table = patterns.summary_table()
@@ -526,27 +564,18 @@ assert table.column("verdict").count("ok") == len(patterns.PATTERNS)
 table
 
 # %% [markdown]
-# ## What happened and why
-# **The graph tells you in advance which `.grad` backward fills.** Where every gradient was
-# `None` before the backward, the parameters the loss reaches are exactly those with a
-# gradient after it.
-
-# %%
-for result in [fine_tune, no_freeze, distill, with_graph, gan, gan_broken]:
-    filled = {n for n, state in result.grads.items() if state == "values"}
-    assert filled == result.reached, result.pattern
-
-# %% [markdown]
 # **Three tools, three different cuts.** `torch.no_grad()` records nothing (the teacher, the
 # EMA update, DDPG's target). `.detach()` cuts one tensor's history and leaves the rest of the
-# graph alone (TBPTT, GAN, the probe, the stopped branch, the on-policy actor-critic).
-# `requires_grad_(False)` stops a parameter's own gradient but not the gradient flowing through
-# its layer (the frozen branch).
+# graph alone (truncated BPTT, the GAN, the probe, the stopped branch, the on-policy
+# actor-critic). `requires_grad_(False)` stops a parameter's own gradient but not the gradient
+# flowing through its layer (the frozen branch).
 
 # %%
+distill = patterns.run_pattern("distillation")
 assert distill.models["teacher"][0].weight.grad is None      # no_grad: teacher not recorded
 assert ddpg.models["critic_target"].weight.grad is None     # no_grad: target not recorded
 assert skip.reached == set() and frozen.reached != set()    # detach cuts, freezing does not
+print("no_grad: nothing recorded; detach: one tensor cut; freezing: flow goes through")
 
 # %% [markdown]
 # **A mistake is not always an error.** Five of the mistakes raise; the others run and train
@@ -560,10 +589,13 @@ for row in silent_mistakes:
 assert sum(row[4].startswith("error") for row in table.rows) == 5
 
 # %% [markdown]
-# ## Pitfalls
+# ## Going deeper: pitfalls (about 3 minutes)
+# Two traps that look like fixes.
+
+# %% [markdown]
 # ### `retain_graph=True` does not fix a missing `detach()`
-# PyTorch's message in pattern 2 suggests `retain_graph=True`. In truncated BPTT it only trades
-# one error for another: the optimizer has changed the weights in place since the first chunk
+# In truncated BPTT, PyTorch's message suggests `retain_graph=True`. That only trades one
+# error for another: the optimizer has changed the weights in place since the first chunk
 # saved them, and the graph still spans the whole sequence so far.
 
 # %%
@@ -573,10 +605,10 @@ assert "modified by an inplace operation" in retained.error.message
 assert retained.facts["RNN steps in the last chunk's graph"] == 4
 
 # %% [markdown]
-# In a GAN it silences the error of pattern 5, and `d_loss` still reaches the generator and
-# fills its `.grad`. What that costs depends on where the generator's grads are cleared. In a
-# loop that clears both optimizers once, at the top of the iteration, the generator steps on
-# its own gradient *plus* that one: a wrong update, without any error.
+# In a GAN it silences the error of the core's GAN step, and `d_loss` still reaches the
+# generator and fills its `.grad`. What that costs depends on where the generator's grads are
+# cleared. In a loop that clears both optimizers once, at the top of the iteration, the
+# generator steps on its own gradient *plus* that one: a wrong update, without any error.
 
 # %%
 generator, discriminator, noise, real = patterns.gan_parts()
@@ -601,7 +633,7 @@ assert torch.allclose(generator.weight.grad, own + leaked)
 assert not torch.allclose(generator.weight.grad, own)
 
 # %% [markdown]
-# With pattern 5's order, `g_opt.zero_grad()` just before the generator's backward, the leaked
+# With the core's order, `g_opt.zero_grad()` just before the generator's backward, the leaked
 # gradient is cleared in time: the generator's update is right, and `d_loss`'s backward through
 # the generator was wasted work.
 
@@ -624,9 +656,10 @@ assert torch.allclose(generator.weight.grad, own)
 
 # %% [markdown]
 # **Fix:** `detach()` where the history should stop: `h = h.detach()` at the start of each
-# chunk (pattern 2), `fake.detach()` for the discriminator (pattern 5). Keep `retain_graph=True`
-# for the rare code that means to run backward twice through one graph.
-#
+# chunk (truncated BPTT), `fake.detach()` for the discriminator (the GAN). Keep
+# `retain_graph=True` for the rare code that means to run backward twice through one graph.
+
+# %% [markdown]
 # ### A table of grads cannot see a leak into a trained module
 # In the shared trunk and the frozen branch, the correct and the broken step give the same
 # `None`/`values` table. Check the graph of the loss that must not leak, as
@@ -637,14 +670,14 @@ assert trunk_broken.grads == trunk.grads and trunk_broken.reached != trunk.reach
 assert frozen.grads == skip.grads and frozen.reached != skip.reached
 
 # %% [markdown]
-# ## Where it is used
+# ## Going deeper: where it is used (about 2 minutes)
 # - **Fine-tuning**: the transfer-learning tutorial's "fixed feature extractor" sets
 #   `requires_grad = False` on the pretrained network and optimises only the new layer.
 # - **Truncated BPTT**: the word-language-model example in pytorch/examples repackages (detaches)
 #   the hidden state before every batch.
 # - **EMA**: `torch.optim.swa_utils.AveragedModel` keeps averaged weights of a model; its
 #   EMA update (`get_ema_multi_avg_fn`) runs under `no_grad`: its parameters require grad, yet
-#   get no history, and it gives the same weights as pattern 3.
+#   get no history, and it gives the same weights as the EMA above.
 # - **Distillation**: the PyTorch knowledge-distillation tutorial runs the teacher under
 #   `torch.no_grad()`.
 # - **GAN**: the DCGAN tutorial trains the discriminator on `fake.detach()`.
@@ -668,7 +701,7 @@ assert all(p.requires_grad and p.grad_fn is None for p in averaged.parameters())
 assert torch.allclose(averaged.module.weight, ema.models["ema"].weight)
 
 # %% [markdown]
-# ## Exercises
+# ## Going deeper: exercises (about 15 minutes)
 # **09.1** EMA. Take `student, ema, x, y = patterns.ema_pair()`. Train the student one step
 # (`torch.optim.SGD(student.parameters(), lr=0.1)`, loss `F.mse_loss(student(x), y)`), then
 # update the EMA with decay 0.9. Answer with `ema.weight`.
@@ -764,53 +797,42 @@ helpers.check("09.4", answer)
 # moves, not what gets a gradient. `backbone.requires_grad_(False)` or running the backbone
 # under `torch.no_grad()` give the same grads, and also skip recording the backbone's forward.
 # </details>
-
-# %% [markdown]
-# ## Going deeper: an on-policy actor-critic (5 minutes)
-# Some actor-critic methods train the critic on the action the actor has just produced, not on
-# a replay buffer's. Here the critic learns Q(state, action) of that live action, after the
-# actor's step:
+#
+# **09.5** Why is `encoder.weight.grad` `None` after this BYOL-style step? The target comes
+# from a frozen copy of the encoder; the online branch should train the encoder and the
+# predictor (`F` is `torch.nn.functional`).
 #
 # ```python
-# action = torch.tanh(actor(states))
-# actor_opt.zero_grad()
-# actor_loss = -critic(torch.cat([states, action], 1)).mean()
-# actor_loss.backward()            # fills the actor's AND the critic's .grad
-# actor_opt.step()
-# critic_opt.zero_grad()           # clear what the actor's backward left on the critic
-# critic_loss = F.mse_loss(critic(torch.cat([states, action.detach()], 1)), returns)
-# critic_loss.backward()
-# critic_opt.step()
+# encoder, predictor, target_encoder, view1, view2 = patterns.stop_gradient_parts()
+# optimizer = torch.optim.SGD(predictor.parameters(), lr=0.1)
+# with torch.no_grad():
+#     target = target_encoder(view2)
+# online = predictor(encoder(view1).detach())
+# optimizer.zero_grad()
+# (-F.cosine_similarity(online, target).mean()).backward()
 # ```
-
-# %%
-on_policy = patterns.run_pattern("actor_critic")
-assert on_policy.ok and on_policy.reached == {"critic.weight", "critic.bias"}
-assert on_policy.facts["critic grad before its backward"] == "None"
-on_policy.table()
-
-# %% [markdown]
-# **What breaks without the `.detach()`.** The live action carries the actor's history, so the
-# critic's loss reaches the actor: through an `action` whose graph the actor's backward already
-# freed, so this backward fails. (In DDPG the critic's loss uses the buffer's actions, which
-# have no history: this leak cannot happen there.)
-
-# %%
-live_leak = patterns.run_pattern("actor_critic", "no_detach")
-print(live_leak.error)
-assert live_leak.reached == {"actor.weight", "actor.bias", "critic.weight", "critic.bias"}
-assert "Trying to backward through the graph a second time" in live_leak.error.message
-assert "actor.weight" not in ddpg.reached
-live_leak.draw(beside=on_policy)
-
-# %% [markdown]
-# ## Recap
-# - Each pattern has a rule: which modules a loss may train. Check it by walking the loss's
-#   graph (`patterns.reached_by`) before you trust a training loop.
-# - `no_grad()` for a model that only gives targets or is averaged; `.detach()` for one tensor
-#   crossing from one update to another; `requires_grad_(False)` stops a parameter, not the flow.
-# - Several updates on one step: every optimizer clears its own grads just before its backward.
 #
+# - (a) the `torch.no_grad()` block around the target branch
+# - (b) the `.detach()` on the online branch
+# - (c) the optimizer holds only the predictor's parameters
+#
+# Answer with one letter. Run the code with one suspect removed at a time to find out.
+
+# %%
+answer = ...  # e.g. "a"
+helpers.check("09.5", answer)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# (b). The `.detach()` cuts the only path from the loss to the encoder. The `no_grad()` block
+# runs the target encoder, a separate copy, and the optimizer decides what moves, not what
+# gets a gradient: removing either leaves `encoder.weight.grad` at `None`. Remove the
+# `.detach()`: the `no_grad()` block already stops the gradient on the target branch. For the
+# encoder to move, not only to get a gradient, the optimizer must hold its parameters too.
+# </details>
+
+# %% [markdown]
 # ## Further reading
 # - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html)
 # - [Transfer learning for computer vision](https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html)

@@ -22,16 +22,16 @@
 # %% [markdown]
 # **What you will learn**
 # - which popular claims about `detach`, `zero_grad`, freezing, `eval()`, optimizers,
-#   `no_grad` and `inference_mode` hold, and the few lines of code that decide each one;
+#   `no_grad` and `inference_mode` hold;
 # - three probes that settle such claims in your own code: `grad_fn`, `data_ptr()` and the
 #   bytes saved for backward;
-# - how to measure a speed claim honestly: several runs, interleaved, a median, a ratio to a
-#   baseline from the same run, and no promise about the number.
+# - (going deeper) how to measure a speed claim honestly.
 #
-# **Prerequisites**: [00 · Start here](00_start_here.ipynb). Each claim links to the notebook
-# that teaches its mechanism in full; this one only decides the claim.
+# **Prerequisites**: [00 · Start here](00_start_here.ipynb). Each verdict links to the
+# notebook that teaches its mechanism; this one only decides the claim.
 #
-# **Time**: about 25 minutes.
+# **Time**: 10 minutes for the core (myths 1 to 3); about 25 more for the "Going deeper"
+# sections (myths 4 to 8).
 
 # %% [markdown]
 # ## Setup
@@ -56,8 +56,7 @@ _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The shared toy network
-# The same `L1 -> ReLU -> L2` network as in every notebook, its batch of 8 examples and its
-# mean-squared-error loss. Here is the graph of one plain training step. Most claims below are
+# The `L1 -> ReLU -> L2` network of every notebook, its batch and its loss. Most claims are
 # about when this graph gets built, and what it keeps alive.
 
 # %%
@@ -69,90 +68,253 @@ helpers.draw(helpers.run("control"))
 
 # %% [markdown]
 # ## Predict first
-# Eight claims you will meet in tutorials, answers and code reviews. Before you scroll on, mark
-# each one: true, false, or it depends.
+# Eight claims from tutorials, answers and code reviews. Mark each one: true, false, or it
+# depends.
 
 # %%
 myths.claims()
 
 # %% [markdown]
-# Claim 3 as a question about the toy net. The previous iteration's `backward()` filled every
-# `.grad`; this iteration calls `model.zero_grad()` and then, with no backward in between,
-# `optimizer.step()`:
-#
-# ```python
-# net.zero_grad()
-# optimizer.step()
-# ```
-#
-# Which of `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` have `.grad` equal to `None` at the
-# step? Decide before you scroll on. With a live kernel, tick your answer and press the button.
+# Claim 3 as a question. The previous iteration's `backward()` filled every `.grad`; this one
+# calls `net.zero_grad()`, then `optimizer.step()` with no backward in between. Which of
+# `l1.weight`, `l1.bias`, `l2.weight`, `l2.bias` have `.grad` equal to `None` at the step?
 
 # %%
-helpers.predict("zero_grad", clear="model", passes=0,
-                why="All four: model.zero_grad() sets .grad to None by default, exactly as "
-                    "optimizer.zero_grad() does. If you ticked none, you expected zeros: "
-                    "that is claim 3, and it is false.")
+helpers.predict("zero_grad", clear="model", passes=0)
 
 # %% [markdown]
-# ## How a claim is tested here
-# Three probes decide most claims. Each is one line you can use in your own code:
-# - `out.grad_fn`: `None` means autograd recorded nothing that produced `out`;
-# - `a.data_ptr() == b.data_ptr()`: the two tensors start at the same memory (compare the
-#   addresses; there is no need to print them);
-# - `costs.saved_tensor_bytes(function, exclude=model)`: the bytes autograd keeps for backward
-#   while `function` runs, not counting the model's own weights. It counts tensors, so it gives
-#   the same number on every run.
+# ## The claims in code
+# Three probes decide most claims, each one line in your own code: `out.grad_fn` (`None`
+# means nothing was recorded), `a.data_ptr() == b.data_ptr()` (they start at the same memory
+# address), and `costs.saved_tensor_bytes(...)`, the bytes autograd keeps for backward,
+# weights not counted.
 
 # %%
 out = net(x)
-print("recorded:", out.grad_fn is not None)
-print("detach() on the same memory:", out.detach().data_ptr() == out.data_ptr())
-print("saved for backward:", costs.saved_tensor_bytes(net, x, exclude=net), "bytes")
+saved = costs.saved_tensor_bytes(net, x, exclude=net)
+print("recorded:", out.grad_fn is not None, "| saved for backward:", saved, "bytes")
+assert out.grad_fn is not None
+assert saved == (8 * 4 + 8 * 3) * 4      # the input and the ReLU output, float32
+
+# %% [markdown]
+# ### Myth 1: "`detach()` copies the tensor"
 
 # %%
-assert out.grad_fn is not None and out.detach().data_ptr() == out.data_ptr()
-assert costs.saved_tensor_bytes(net, x, exclude=net) == (8 * 4 + 8 * 3) * 4  # x, ReLU output
+myths.verdict("detach_copies")
+
+# %%
+d = out.detach()
+print("same memory:", d.data_ptr() == out.data_ptr(), "| history:", d.grad_fn)
+assert d.data_ptr() == out.data_ptr() and d.grad_fn is None
+assert out.detach().clone().data_ptr() != out.data_ptr()   # the copy
+d.mul_(1)                                    # an in-place edit through the detached tensor
+assert out._version == d._version == 1       # moves the version counter both share
+
+# %% [markdown]
+# ### Myth 2: "`no_grad` is faster than `detach` because `detach` copies"
+
+# %%
+myths.verdict("no_grad_beats_detach")
+
+# %% [markdown]
+# Myth 1 disposed of the "because". What differs is *when* autograd stops: detaching the
+# output after the forward comes too late, the activations were already saved.
+
+# %%
+saved = {mode: costs.saved_tensor_bytes(costs.forward_in_mode(mode, net, x), exclude=net)
+         for mode in costs.FORWARD_MODES}
+print("bytes saved for backward:", saved)
+assert saved["detach after"] == saved["grad mode"] > 0
+assert saved["no_grad"] == saved["inference_mode"] == 0
+
+# %% [markdown]
+# ### Myth 3: "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`"
+
+# %%
+myths.verdict("zero_grad_differ")
+
+# %%
+def state(p, before):
+    if p.grad is None:
+        return "None"
+    return "zeros, same tensor" if p.grad is before and not p.grad.any() else "kept"
+
+
+after = {}
+for label, call in helpers.ZERO_GRAD_CALLS.items():
+    model = helpers.toy_net()
+    optimizer = torch.optim.SGD(model.l2.parameters(), lr=0.1)     # the optimizer holds l2
+    helpers.toy_loss(model(x), y).backward()
+    before = {name: p.grad for name, p in model.named_parameters()}
+    call(model, optimizer)
+    after[label] = {name: state(p, before[name]) for name, p in model.named_parameters()}
+    print(f"{label:40} l1: {after[label]['l1.weight']:18} l2: {after[label]['l2.weight']}")
+assert set(after["model.zero_grad()"].values()) == {"None"}
+assert set(after["model.zero_grad(set_to_none=False)"].values()) == {"zeros, same tensor"}
+assert after["optimizer.zero_grad()"] == {"l1.weight": "kept", "l1.bias": "kept",
+                                          "l2.weight": "None", "l2.bias": "None"}
+assert after["optimizer.zero_grad(set_to_none=False)"] == {
+    "l1.weight": "kept", "l1.bias": "kept",
+    "l2.weight": "zeros, same tensor", "l2.bias": "zeros, same tensor"}
 
 # %% [markdown]
 # ## Explorer
-# One claim has switches worth clicking: claim 6, about optimizers and frozen parameters. The
-# step trains 3 steps, freezes `l1`, then trains 3 more; "changed by step" covers only those
-# last 3. It starts with SGD with momentum and `l1` frozen with its grads zeroed. Switch the
-# freezing to `requires_grad_(False)` alone (grads `None`), then try the other optimizers. With
-# a live kernel, click and watch.
+# Myth 3's step in notebook 01's explorer. Switch `clear` to
+# `optimizer.zero_grad(set_to_none=False)` for zeros, or give the optimizer only `l2`.
 
 # %%
-helpers.explore("optimizer_subsets", params="all", optimizer="momentum", excluded="zeros")
+helpers.explore("zero_grad", clear="model", passes=0)
 
 # %% [markdown]
-# ## Truth table
-# All the verdicts at once, readable without a kernel. The cells below decide each one on the
-# PyTorch installed here, so an upgrade that changes the behaviour fails the notebook's tests.
+# ## Why
+# The myths mix up things PyTorch keeps apart: a tensor's memory and its history (myths 1
+# and 2), what `zero_grad()` clears and what it leaves (3), a layer's mode and autograd's (5).
+# Every verdict is decided by a cell that runs, so an upgrade that changes the behaviour fails
+# this notebook's tests (timings excepted: shown, never asserted). All eight verdicts:
 
 # %%
-myths.table()
+table = myths.table()
+assert table.column("verdict").count("false") == 7 and len(table.rows) == 8
+table
 
 # %% [markdown]
-# ## What happened and why
-# Each claim below is a heading, then its verdict, then the cells that decide it.
+# ## Recap
+# - `detach()` shares memory; `no_grad` saves memory by not recording, not by avoiding a copy.
+# - Both `zero_grad()`s set `.grad` to `None`; they differ in scope.
+# - Decide a claim with a probe: `grad_fn`, `data_ptr()`, bytes saved for backward.
 #
-# ### The costs, measured once
-# Claims 2 and 8 are about cost, so first the measurement. `costs.mode_costs` runs the same
-# forward pass four ways: in grad mode, under `no_grad`, under `inference_mode`, and in grad
-# mode followed by `.detach()` on the output. For each it reports:
-# - the **time**: the median over several runs, with the four modes timed in turns (a change in
-#   the machine's load hits all four), as a ratio to grad mode measured in the same run; each
-#   mode is entered before its clock starts, and what entering and leaving it costs is a column
-#   of its own;
-# - the **peak memory** the forward allocates, from the profiler;
-# - the bytes **saved for backward**, beyond the weights.
-#
-# Two networks: the toy net (100 forwards per timed run), where each op is tiny, and the larger
-# MLP (`costs.larger_mlp()`: four `Linear(1024, 1024)` + ReLU layers, a batch of 64), where the
-# matrix products dominate. Times vary from run to run and machine to machine: the next two
-# cells' outputs are not checked, and nothing in this notebook asserts a time. The memory
-# numbers do not vary; the claims below assert them.
+# Next: [11 · Why is my gradient None?](11_debugging.ipynb), or go deeper below.
+
+# %% [markdown]
+# ## Going deeper: myths 4 to 7 (about 5 minutes)
+# Each myth gets its verdict and one cell that decides it, with a link to the notebook that
+# teaches the mechanism.
+
+# %% [markdown]
+# ### Myth 4: "`requires_grad=False` replaces `no_grad` for inference"
+
+# %%
+myths.verdict("requires_grad_replaces_no_grad")
+
+# %% [markdown]
+# A fully frozen model on a plain batch records nothing. Let the input require grad (a saliency
+# map, an adversarial example) and it records again; under `no_grad` nothing is recorded,
+# whatever requires grad. Freezing is taught in
+# [02 · requires_grad_(False)](02_requires_grad.ipynb).
+
+# %%
+frozen = helpers.toy_net().requires_grad_(False)
+x_grad = x.clone().requires_grad_()
+with torch.no_grad():
+    under_no_grad = frozen(x_grad)
+print("frozen, plain input:       ", frozen(x).grad_fn)
+print("frozen, input requires grad:", type(frozen(x_grad).grad_fn).__name__,
+      costs.saved_tensor_bytes(frozen, x_grad, exclude=frozen), "bytes saved")
+print("the same under no_grad:     ", under_no_grad.grad_fn)
+assert frozen(x).grad_fn is None and costs.saved_tensor_bytes(frozen, x, exclude=frozen) == 0
+assert frozen(x_grad).grad_fn is not None and under_no_grad.grad_fn is None
+assert costs.saved_tensor_bytes(frozen, x_grad, exclude=frozen) == 8 * 3 * 4  # ReLU output
+
+# %% [markdown]
+# ### Myth 5: "`eval()` turns off autograd"
+
+# %%
+myths.verdict("eval_stops_autograd")
+
+# %% [markdown]
+# A model in `eval()` still records, and `backward()` still fills every `.grad`.
+# [04 · torch.no_grad](04_no_grad.ipynb) shows how the two switches differ.
+
+# %%
+model = helpers.toy_net().eval()
+helpers.toy_loss(model(x), y).backward()
+print("training:", model.training,
+      "| grads filled:", [p.grad is not None for p in model.parameters()])
+assert not model.training and all(p.grad is not None for p in model.parameters())
+
+# %% [markdown]
+# ### Myth 6: "Optimizers skip frozen parameters"
+
+# %%
+myths.verdict("optimizers_skip_frozen")
+
+# %% [markdown]
+# The registry's `optimizer_subsets` step trains 3 steps, freezes `l1`, then trains 3 more.
+# Frozen with grads `None`, `l1` stays put with these four optimizers; frozen with grads
+# zeroed, it moves whenever the optimizer has momentum, moments or weight decay.
+# [06 · Optimizer parameter subsets](06_optimizer_subsets.ipynb) runs every built-in optimizer.
+
+# %%
+names = ["sgd", "momentum", "adam", "adamw"]
+moved = {(name, freezing): helpers.run("optimizer_subsets", params="all", optimizer=name,
+                                       excluded=freezing).params["l1.weight"].changed
+         for name in names for freezing in ["frozen", "zeros"]}
+print("l1 moved?   with grads None   with grads zeroed")
+for name in names:
+    print(f"{name:12}{moved[name, 'frozen']!s:18}{moved[name, 'zeros']}")
+assert not any(moved[name, "frozen"] for name in names)
+assert moved["momentum", "zeros"] and moved["adam", "zeros"] and moved["adamw", "zeros"]
+assert not moved["sgd", "zeros"]  # plain SGD: zero grad, no state, no decay: no move
+assert helpers.optimizers.moves(torch.optim.LBFGS, freeze="none")["l1.weight"]  # the exception
+
+# %% [markdown]
+# ### Myth 7: "`inference_mode` cannot be mixed with grad-enabled code"
+
+# %%
+myths.verdict("inference_mode_isolated")
+
+# %% [markdown]
+# Grad-mode code may *read* an inference tensor: `w + f` saves nothing for backward. What is
+# refused is *saving* one (or editing it in place): L2 saves its input, so it refuses features
+# L1 made in inference mode; `.clone()` outside the mode fixes that, and
+# `inference_mode(False)` records again inside the block. The rules are in
+# [05 · torch.inference_mode](05_inference_mode.ipynb).
+
+# %%
+w = torch.ones(3, requires_grad=True)
+with torch.inference_mode():
+    f = torch.arange(3.0)
+    features = torch.relu(net.l1(x))
+(w + f).sum().backward()
+print("read an inference tensor: w.grad =", w.grad.tolist())
+try:
+    net.l2(features)
+except RuntimeError as e:
+    print("saved one:", str(e).split(". ")[0])
+    assert "Inference tensors cannot be saved for backward" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+assert net.l2(features.clone()).grad_fn is not None     # the fix: a normal copy
+assert f.is_inference() and torch.equal(w.grad, torch.ones(3))
+try:
+    f.add_(1)                                            # editing one in place: refused
+except RuntimeError as e:
+    assert "Inplace update to inference tensor outside InferenceMode" in str(e)
+else:
+    raise AssertionError("expected a RuntimeError")
+with torch.inference_mode():
+    with torch.inference_mode(False):                    # records again inside the block
+        r = w * 2
+assert r.grad_fn is not None and not r.is_inference()
+
+# %% [markdown]
+# ## Going deeper: myth 8 and measuring time (about 4 minutes)
+# A speed claim needs a measurement: several runs, in turns, a median, a ratio to a baseline
+# from the same run, and no promise about the number.
+
+# %% [markdown]
+# ### Myth 8: "`inference_mode` is much faster than `no_grad`"
+
+# %%
+myths.verdict("inference_mode_much_faster")
+
+# %% [markdown]
+# `costs.mode_costs` runs one forward four ways (grad mode, `no_grad`, `inference_mode`, grad
+# mode then `.detach()`), timed in turns, and reports the median time as a ratio to grad mode
+# in the same run, the peak memory and the bytes saved for backward. Two networks: the toy net
+# (tiny ops) and `costs.larger_mlp()` (four `Linear(1024, 1024)` + ReLU, then
+# `Linear(1024, 1)`; batch 64). Times
+# vary, so the next two cells' outputs are not checked and nothing asserts a time.
 
 # %% tags=["nbval-ignore-output"]
 measured = {
@@ -168,373 +330,47 @@ myths.cost_chart(measured)
 plt.show()
 
 # %% [markdown]
-# ### Myth 1: "`detach()` copies the tensor"
-
-# %%
-myths.verdict("detach_copies")
-
-# %% [markdown]
-# Same memory, and the same version counter: an in-place edit through one shows in the other,
-# and `backward()` notices it, because the loss saved `out` (notebook 03 has the details). A
-# copy needs `.clone()`.
-
-# %%
-out = net(x)
-loss = helpers.toy_loss(out, y)           # the loss saves out for its backward
-d = out.detach()
-d.zero_()                                 # edit the detached tensor in place
-c = out.detach().clone()
-print("same memory:", d.data_ptr() == out.data_ptr(), "| out is now all zeros:",
-      torch.equal(out, torch.zeros_like(out)))
-print("detach().clone() on the same memory:", c.data_ptr() == out.data_ptr())
-try:
-    loss.backward()
-except RuntimeError as e:
-    print("backward():", type(e).__name__ + ":", str(e).split(":")[0])
-    assert "modified by an inplace operation" in str(e)
-else:
-    raise AssertionError("expected a RuntimeError")
-
-# %%
-assert d.data_ptr() == out.data_ptr() and torch.equal(out, torch.zeros_like(out))
-assert c.data_ptr() != out.data_ptr()
-
-# %% [markdown]
-# ### Myth 2: "`no_grad` is faster than `detach` because `detach` copies"
-
-# %%
-myths.verdict("no_grad_beats_detach")
-
-# %% [markdown]
-# Myth 1 disposed of the "because". What does differ is *when* autograd stops. Detaching the
-# output after the forward cannot undo the work: the graph was built, and the activations were
-# saved, while the forward ran. The memory measured above says so to the byte, on both
-# networks.
-
-# %%
-for network, result in measured.items():
-    print(network)
-    for mode, m in result["modes"].items():
-        print(f"  {mode:15} saved for backward {m['saved_bytes']:>9,} B   "
-              f"peak {m['peak_bytes']:>9,} B")
-
-# %%
-for result in measured.values():
-    modes = result["modes"]
-    assert modes["detach after"]["saved_bytes"] == modes["grad mode"]["saved_bytes"] > 0
-    assert modes["detach after"]["peak_bytes"] == modes["grad mode"]["peak_bytes"]
-    assert modes["no_grad"]["saved_bytes"] == 0
-mlp = measured["larger MLP"]["modes"]
-assert mlp["grad mode"]["saved_bytes"] == 5 * 64 * 1024 * 4  # input + 4 ReLU outputs, floats
-assert mlp["no_grad"]["peak_bytes"] < mlp["grad mode"]["peak_bytes"]
-
-# %% [markdown]
-# So `no_grad` is cheaper in memory, for a reason that has nothing to do with copying. In time,
-# for these two networks the same operators run with autograd on and off, and only the
-# bookkeeping differs: the ratios in the table above give its size on this machine, in this
-# run. Some layers go further. A Transformer encoder in `eval()` runs a fused "fast path" only
-# when autograd is off, so detaching its output afterwards is too late for that as well. The
-# profiler says which operators ran, without any timing; notebook 04 ("Going deeper") times the
-# difference.
-
-# %%
-def operators(mode, model, inputs):
-    return costs.operators_run(costs.forward_in_mode(mode, model, inputs))
-
-
-same_operators = all(operators(mode, model, inputs) == operators("grad mode", model, inputs)
-                     for mode in ["no_grad", "inference_mode"]
-                     for model, inputs in [(net, x), (costs.larger_mlp(), torch.randn(64, 1024))])
-encoder = costs.transformer_encoder()     # 2 layers, eval(); 16 sequences, half padding
-src, pad = costs.padded_batch()
-fast_path = {mode: costs.fast_path_ran(costs.forward_in_mode(mode, encoder, (src, None, pad)))
-             for mode in costs.FORWARD_MODES}
-print("toy net and MLP, same operators with autograd on and off:", same_operators)
-print("Transformer encoder, fast path taken:", fast_path)
-
-# %%
-assert same_operators
-assert fast_path == {"grad mode": False, "no_grad": True, "inference_mode": True,
-                     "detach after": False}
-
-# %% [markdown]
-# ### Myth 3: "`model.zero_grad()` zeros in place, `optimizer.zero_grad()` sets `None`"
-
-# %%
-myths.verdict("zero_grad_differ")
-
-# %% [markdown]
-# The four calls, each after a backward pass on a fresh toy net (the same four calls notebook
-# 01's exercise uses). What is `l1.weight.grad` afterwards?
-
-# %%
-after = {}
-for label, call in helpers.ZERO_GRAD_CALLS.items():
-    model = helpers.toy_net()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    helpers.toy_loss(model(x), y).backward()
-    grad = model.l1.weight.grad
-    call(model, optimizer)
-    now = model.l1.weight.grad
-    after[label] = "None" if now is None else f"zeros: {not now.any()}, same tensor: {now is grad}"
-    print(f"{label:40} -> {after[label]}")
-
-# %%
-assert after["model.zero_grad()"] == after["optimizer.zero_grad()"] == "None"
-assert (after["model.zero_grad(set_to_none=False)"]
-        == after["optimizer.zero_grad(set_to_none=False)"] == "zeros: True, same tensor: True")
-
-# %% [markdown]
-# What does differ is scope. With an optimizer over `l2` only, `optimizer.zero_grad()` leaves
-# `l1`'s gradient where it is; `model.zero_grad()` clears every parameter of the model.
-
-# %%
-model = helpers.toy_net()
-optimizer = torch.optim.SGD(model.l2.parameters(), lr=0.1)
-helpers.toy_loss(model(x), y).backward()
-optimizer.zero_grad()
-by_optimizer = [name for name, p in model.named_parameters() if p.grad is None]
-model.zero_grad()
-by_model = [name for name, p in model.named_parameters() if p.grad is None]
-print("None after optimizer.zero_grad():", by_optimizer)
-print("None after model.zero_grad():    ", by_model)
-
-# %%
-assert by_optimizer == ["l2.weight", "l2.bias"]
-assert by_model == list(helpers.PARAM_NAMES)
-
-# %% [markdown]
-# ### Myth 4: "`requires_grad=False` replaces `no_grad` for inference"
-
-# %%
-myths.verdict("requires_grad_replaces_no_grad")
-
-# %% [markdown]
-# Freeze every parameter of the toy net and feed it a plain batch: nothing is recorded and
-# nothing is saved, as under `no_grad`. So far the claim holds.
-
-# %%
-frozen = helpers.toy_net().requires_grad_(False)
-out = frozen(x)
-print("grad_fn:", out.grad_fn, "| saved for backward:",
-      costs.saved_tensor_bytes(frozen, x, exclude=frozen), "bytes")
-
-# %%
-assert out.grad_fn is None and costs.saved_tensor_bytes(frozen, x, exclude=frozen) == 0
-
-# %% [markdown]
-# Now let the input require grad, as it does when you compute a saliency map or an adversarial
-# example against a frozen model. Autograd records again: the gradient must reach the input
-# through the frozen layers, so the ReLU output is saved. Under `no_grad` nothing is recorded,
-# whatever requires grad. A model frozen only in part, as in fine-tuning, records too.
-
-# %%
-x_grad = x.clone().requires_grad_()
-
-
-def frozen_under_no_grad():
-    with torch.no_grad():
-        return frozen(x_grad)
-
-
-out = frozen(x_grad)
-print("frozen, input requires grad:", type(out.grad_fn).__name__, "|",
-      costs.saved_tensor_bytes(frozen, x_grad, exclude=frozen), "bytes saved")
-print("the same under no_grad:     ", frozen_under_no_grad().grad_fn, "|",
-      costs.saved_tensor_bytes(frozen_under_no_grad, exclude=frozen), "bytes saved")
-
-# %%
-assert out.grad_fn is not None
-assert costs.saved_tensor_bytes(frozen, x_grad, exclude=frozen) == 8 * 3 * 4  # ReLU output
-assert frozen_under_no_grad().grad_fn is None
-assert costs.saved_tensor_bytes(frozen_under_no_grad, exclude=frozen) == 0
-half_frozen = helpers.toy_net()
-half_frozen.l1.requires_grad_(False)
-assert half_frozen(x).grad_fn is not None
-
-# %% [markdown]
-# Freezing also changes the model, until someone unfreezes it: see the pitfalls. Notebook 02
-# teaches freezing.
-
-# %% [markdown]
-# ### Myth 5: "`eval()` turns off autograd"
-
-# %%
-myths.verdict("eval_stops_autograd")
-
-# %%
-model = helpers.toy_net()
-model.eval()
-out = model(x)
-print("training:", model.training, "| grad enabled:", torch.is_grad_enabled(),
-      "| grad_fn:", type(out.grad_fn).__name__)
-helpers.toy_loss(out, y).backward()
-print("grads after backward:", [p.grad is not None for p in model.parameters()])
-
-# %%
-assert not model.training and torch.is_grad_enabled() and out.grad_fn is not None
-assert all(p.grad is not None for p in model.parameters())
-
-# %% [markdown]
-# Notebook 04 shows the other half: under `no_grad` a Dropout layer in training mode still
-# drops. The two switches are independent, and evaluation code wants both.
-
-# %% [markdown]
-# ### Myth 6: "Optimizers skip frozen parameters"
-
-# %%
-myths.verdict("optimizers_skip_frozen")
-
-# %% [markdown]
-# The optimizer holds every parameter. After one step, `l1` is frozen, but the loop clears
-# with `set_to_none=False`, so `l1.weight.grad` is a tensor of zeros, not `None`.
-
-# %%
-model = helpers.toy_net()
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-helpers.toy_loss(model(x), y).backward()
-optimizer.step()
-
-model.l1.requires_grad_(False)           # frozen ...
-optimizer.zero_grad(set_to_none=False)   # ... but its grad is zeros, not None
-before = model.l1.weight.detach().clone()
-helpers.toy_loss(model(x), y).backward()
-optimizer.step()
-print("requires_grad:", model.l1.weight.requires_grad,
-      "| grad all zeros:", not model.l1.weight.grad.any(),
-      "| moved:", not torch.equal(model.l1.weight, before))
-
-# %%
-assert not model.l1.weight.requires_grad and not model.l1.weight.grad.any()
-assert not torch.equal(model.l1.weight, before)      # the momentum buffer moved it
-
-# %% [markdown]
-# The same with four optimizers, using the registry's `optimizer_subsets` step (the explorer's
-# step: 3 steps, freeze `l1`, 3 more). Frozen with grads `None`, `l1` stays put with these four;
-# frozen with grads zeroed, it moves whenever the optimizer has something besides the gradient:
-# momentum, Adam's moments, weight decay. "Grads `None` keep it still" does not hold for every
-# optimizer: LBFGS moves it. Notebook 06 runs every built-in optimizer and teaches the whole
-# picture.
-
-# %%
-moved = {}
-for optimizer_name in ["sgd", "momentum", "adam", "adamw"]:
-    for freezing in ["frozen", "zeros"]:
-        outcome = helpers.run("optimizer_subsets", params="all", optimizer=optimizer_name,
-                              excluded=freezing)
-        moved[optimizer_name, freezing] = outcome.params["l1.weight"].changed
-print("l1 moved?   with grads None   with grads zeroed")
-for name in ["sgd", "momentum", "adam", "adamw"]:
-    print(f"{name:12}{moved[name, 'frozen']!s:18}{moved[name, 'zeros']}")
-
-# %%
-assert not any(moved[name, "frozen"] for name in ["sgd", "momentum", "adam", "adamw"])
-assert moved["momentum", "zeros"] and moved["adam", "zeros"] and moved["adamw", "zeros"]
-assert not moved["sgd", "zeros"]  # plain SGD: zero grad, no state, no decay: no move
-
-# %% [markdown]
-# ### Myth 7: "`inference_mode` cannot be mixed with grad-enabled code"
-
-# %%
-myths.verdict("inference_mode_isolated")
-
-# %% [markdown]
-# A tensor made in inference mode, used outside it by code that records. Reading it is fine:
-# `w + f` is recorded and `backward()` reaches `w`, because an addition saves nothing for
-# backward.
-
-# %%
-w = torch.ones(3, requires_grad=True)
-with torch.inference_mode():
-    f = torch.arange(3.0)
-(w + f).sum().backward()
-print("f is an inference tensor:", f.is_inference(), "| w.grad:", w.grad.tolist())
-
-# %%
-assert f.is_inference() and torch.equal(w.grad, torch.ones(3))
-
-# %% [markdown]
-# What is refused is *saving* an inference tensor for backward (or editing one in place outside
-# the mode). A
-# `Linear` layer saves its input to compute its weight's gradient, so L2 refuses features that
-# L1 made in inference mode. The fix beside it: `.clone()` outside the mode makes a normal
-# tensor.
-
-# %%
-model = helpers.toy_net()
-with torch.inference_mode():
-    features = torch.relu(model.l1(x))
-try:
-    model.l2(features)
-except RuntimeError as e:
-    print(type(e).__name__ + ":", str(e).split(". ")[0])
-    assert "Inference tensors cannot be saved for backward" in str(e)
-else:
-    raise AssertionError("expected a RuntimeError")
-
-helpers.toy_loss(model.l2(features.clone()), y).backward()   # the fix: a normal copy
-print("l2 trains:", model.l2.weight.grad is not None)
-
-# %%
-assert model.l2.weight.grad is not None and model.l1.weight.grad is None
-try:
-    f.add_(1)                                # editing an inference tensor in place
-except RuntimeError as e:
-    assert "Inplace update to inference tensor outside InferenceMode" in str(e)
-else:
-    raise AssertionError("expected a RuntimeError")
-
-# %% [markdown]
-# And inside the block, `torch.inference_mode(False)` records again (notebook 05 has the rest
-# of the rules).
-
-# %%
-with torch.inference_mode():
-    with torch.inference_mode(False):
-        r = w * 2
-print("recorded inside inference_mode(False):", type(r.grad_fn).__name__)
-assert r.requires_grad and r.grad_fn is not None and not r.is_inference()
-
-# %% [markdown]
-# ### Myth 8: "`inference_mode` is much faster than `no_grad`"
-
-# %%
-myths.verdict("inference_mode_much_faster")
-
-# %% [markdown]
-# Memory first. In the measurements above, `inference_mode` saves what `no_grad` saves, to the
-# byte, on both networks: nothing for backward, and the same peak.
+# Memory does not vary: `inference_mode` saves exactly what `no_grad` saves, on both networks.
 
 # %%
 for network, result in measured.items():
     modes = result["modes"]
     print(f"{network:10}  peak: no_grad {modes['no_grad']['peak_bytes']:>7,} B, "
           f"inference_mode {modes['inference_mode']['peak_bytes']:>7,} B")
-
-# %%
-for result in measured.values():
-    modes = result["modes"]
     assert modes["inference_mode"]["peak_bytes"] == modes["no_grad"]["peak_bytes"]
     assert modes["inference_mode"]["saved_bytes"] == modes["no_grad"]["saved_bytes"] == 0
+    assert modes["detach after"]["peak_bytes"] == modes["grad mode"]["peak_bytes"]
 
 # %% [markdown]
-# Time. The ratios in the table and the chart above are this run's, on this machine; run the
-# measuring cell again and they move, so nothing here asserts them. Compare the two modes'
-# ratios with how much they move between runs: on a busy machine (a shared runner, Binder) the
-# noise alone can be larger than any difference between them. What is stable is the reason:
-# inference mode skips per-tensor bookkeeping (version counters, view tracking), a cost per op,
-# not per number. So a gain can show where each op is tiny, as in the toy net, and even there it
-# may be too small to see; where the matrix products dominate, as in the larger MLP, it is lost
-# in the noise. (Layers that switch kernels when autograd is off, such as the Transformer's fast
-# path, switch under both modes alike: see myth 2.) Expect "slightly faster at best", not "much
-# faster", and choose `inference_mode` for the rules it enforces on the tensors it makes, not
-# for speed; notebook 05 shows those rules, and where they stop.
-#
-# ## Pitfalls
-# ### Code that expects `.grad` to be a tensor after `zero_grad()`
-# Code written when `zero_grad()` left zeros adds into `.grad` by hand right after clearing: a
-# hand-made penalty, a custom accumulation. Believing claim 3, you switch to `model.zero_grad()`
-# to "keep the zeros". Both calls leave `None`.
+# Time: inference mode skips per-tensor bookkeeping (version counters, view tracking), a cost
+# per op, not per number. A gain can show on the toy net's tiny ops; on the MLP it is lost in
+# the noise. Some layers switch kernels when autograd is off, under both modes alike: a
+# Transformer encoder in `eval()` takes its fused "fast path" under `no_grad` and
+# `inference_mode`, not in grad mode, and detaching afterwards is too late for it. The profiler
+# says which operators ran, without timing anything.
+
+# %%
+encoder = costs.transformer_encoder()     # 2 layers, eval(); 16 sequences, half padding
+src, pad = costs.padded_batch()
+fast_path = {mode: costs.fast_path_ran(costs.forward_in_mode(mode, encoder, (src, None, pad)))
+             for mode in costs.FORWARD_MODES}
+print("Transformer encoder, fast path taken:", fast_path)
+assert fast_path == {"grad mode": False, "no_grad": True, "inference_mode": True,
+                     "detach after": False}
+
+# %% [markdown]
+# Expect "slightly faster at best", not "much faster": choose `inference_mode` for the rules it
+# enforces, not for speed.
+
+# %% [markdown]
+# ## Going deeper: pitfalls (about 2 minutes)
+# Two bugs that follow from believing myths 3 and 4.
+
+# %% [markdown]
+# ### Adding into `.grad` right after `zero_grad()`
+# Code from before PyTorch 2.0 adds a penalty into `.grad` right after clearing. Believing
+# myth 3, you switch to `model.zero_grad()` to keep the zeros. Both calls leave `None`. Fix:
+# `set_to_none=False` (it zeros only grads that exist), or handle `None`.
 
 # %%
 model = helpers.toy_net()
@@ -548,32 +384,29 @@ except AttributeError as e:
     assert "'NoneType' object has no attribute 'add_'" in str(e)
 else:
     raise AssertionError("expected an AttributeError")
-
-# %% [markdown]
-# Fix: ask for the zeros with `set_to_none=False` in place of the plain call (or handle `None`:
-# `p.grad = penalty if p.grad is None else p.grad + penalty`). It zeros only the grads that
-# exist: a `.grad` that is already `None`, as on a fresh model, stays `None`.
-
-# %%
-model = helpers.toy_net()
 helpers.toy_loss(model(x), y).backward()
-model.zero_grad(set_to_none=False)                # zeros, in the same tensors
+model.zero_grad(set_to_none=False)                # the fix: zeros, in the same tensors
 for p in model.parameters():
     p.grad.add_(0.01 * p.detach().sign())
 assert all(torch.equal(p.grad, 0.01 * p.detach().sign()) for p in model.parameters())
-
 fresh = helpers.toy_net()
 fresh.zero_grad(set_to_none=False)
-assert all(p.grad is None for p in fresh.parameters())
+assert all(p.grad is None for p in fresh.parameters())   # it zeros only grads that exist
 
 # %% [markdown]
-# ### Freezing the model to evaluate it, then training it
-# Believing claim 4, an evaluation helper freezes the model instead of using `no_grad`. Nobody
-# unfreezes it, and the next training step has nothing to backward through.
+# ### Freezing the model to evaluate it
+# Believing myth 4, an evaluation helper freezes the model. Nobody unfreezes it, and the next
+# training step has nothing to backward through. Fix: evaluate under `no_grad`, which leaves
+# every flag as it found it.
 
 # %%
 def evaluate_by_freezing(model):
     model.requires_grad_(False)
+    return helpers.toy_loss(model(x), y).item()
+
+
+@torch.no_grad()
+def evaluate_without_recording(model):
     return helpers.toy_loss(model(x), y).item()
 
 
@@ -586,75 +419,33 @@ except RuntimeError as e:
     assert "does not require grad and does not have a grad_fn" in str(e)
 else:
     raise AssertionError("expected a RuntimeError")
-
-# %% [markdown]
-# Fix: evaluate under `no_grad`, which leaves every flag as it found it.
-
-# %%
-@torch.no_grad()
-def evaluate_without_recording(model):
-    return helpers.toy_loss(model(x), y).item()
-
-
 model = helpers.toy_net()
 evaluate_without_recording(model)
 helpers.toy_loss(model(x), y).backward()
 assert all(p.requires_grad and p.grad is not None for p in model.parameters())
 
 # %% [markdown]
-# ## Where it is used
-# The verdicts at work in one fine-tuning loop: freeze before building the optimizer, and give
-# it only what trains (claim 6); clear with the default `zero_grad()` (claim 3); evaluate with
-# `eval()` *and* a mode that records nothing (claims 4 and 5); use `inference_mode` there
-# because its result is only a number that never feeds training (claim 7), not for speed
-# (claim 8).
-
-# %%
-model = helpers.toy_net()
-model.l1.requires_grad_(False)                                   # freeze first ...
-trainable = [p for p in model.parameters() if p.requires_grad]
-optimizer = torch.optim.AdamW(trainable, lr=0.1)                 # ... then build the optimizer
-l1_before = model.l1.weight.detach().clone()
-
-for step in range(5):
-    optimizer.zero_grad()                                        # .grad becomes None
-    helpers.toy_loss(model(x), y).backward()
-    optimizer.step()
-
-model.eval()
-with torch.inference_mode():
-    eval_loss = helpers.toy_loss(model(x), y).item()
-model.train()
-print(f"loss before: {helpers.toy_loss(helpers.toy_net()(x), y).item():.4f}, "
-      f"after 5 steps: {eval_loss:.4f}")
-
-# %%
-assert len(trainable) == 2 and model.l1.weight.grad is None
-assert torch.equal(model.l1.weight, l1_before)                   # weight decay never saw it
-assert eval_loss < helpers.toy_loss(helpers.toy_net()(x), y).item()
-assert model.training and torch.is_grad_enabled()
-
-# %% [markdown]
-# ## Exercises
+# ## Going deeper: exercises (about 15 minutes)
 # **10.1** Which of these leave `out.grad_fn` equal to `None`? Each starts from a fresh
 # `net = helpers.toy_net()` and `x, _ = helpers.toy_batch()`. Answer with a set of letters.
 #
-# - (a) `net.eval(); out = net(x)`
-# - (b) `with torch.no_grad(): out = net(x)`
-# - (c) `net.requires_grad_(False); out = net(x)`
-# - (d) `net.requires_grad_(False); out = net(x.requires_grad_())`
-# - (e) `out = net(x).detach()`
+# - (a) `net.l1.requires_grad_(False); out = net(x)`
+# - (b) `with torch.inference_mode(): out = net(x)`
+# - (c) `out = net(x.detach())`
+# - (d) `net.requires_grad_(False)`, then `with torch.enable_grad(): out = net(x)`
+# - (e) `with torch.no_grad(): h = torch.relu(net.l1(x))`, then `out = net.l2(h)`
 
 # %%
-answer = ...  # e.g. {"a", "d"}
+answer = ...  # e.g. {"a", "c"}
 helpers.check("10.1", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `{"b", "c", "e"}`. `eval()` changes layers, not recording (a). A frozen model records as soon
-# as its input requires grad (d). In (e) the forward was recorded, but the detached result has
-# no history.
+# `{"b", "d"}`. Inference mode records nothing (b). `enable_grad()` turns recording on, but an
+# op is recorded only when one of its inputs requires grad, and in (d) nothing does. In (a)
+# L2's weights still require grad; in (c) `x` had no history to cut, and the parameters
+# require grad; in (e) only L1 ran under `no_grad`, and L2 ran after the block.
 # </details>
 #
 # **10.2** The larger MLP, `mlp = costs.larger_mlp()`, on a batch of 16 rows,
@@ -673,7 +464,7 @@ helpers.check("10.2", answer)
 #
 # `(327680, 0, 0, 327680)`. Grad mode keeps the input (for the first weight's gradient) and
 # the four ReLU outputs, each 16 × 1024 floats of 4 bytes: 5 × 65,536. Detaching the output
-# afterwards saves nothing: it all happened during the forward. `no_grad` and
+# afterwards comes too late: the forward has already saved them. `no_grad` and
 # `inference_mode` keep nothing.
 # </details>
 #
@@ -707,17 +498,41 @@ helpers.check("10.3", answer)
 # outside the mode, is a normal tensor. `torch.no_grad()` for the teacher would avoid the
 # question altogether.
 # </details>
+#
+# **10.4** Why is `net.l1.weight.grad` `None` after this step? Someone decorated a small
+# helper, since "statistics need no gradient":
+#
+# ```python
+# @torch.inference_mode()
+# def normalise(t):
+#     return (t - t.mean(0)) / t.std(0)
+#
+# net = helpers.toy_net()
+# h = torch.relu(net.l1(x))
+# out = net.l2(normalise(h).clone())    # clone(): L2 may not save an inference tensor
+# helpers.toy_loss(out, y).backward()
+# ```
+#
+# - (a) `normalise` runs in inference mode, so its result has no history back to L1
+# - (b) `.clone()` copies the values but not the history
+# - (c) normalising by the standard deviation has no gradient
+#
+# Answer with one letter. Try `h.clone().grad_fn`, and the step without the decorator.
+
+# %%
+answer = ...  # e.g. "c"
+helpers.check("10.4", answer)
 
 # %% [markdown]
-# ## Recap
-# - The mechanisms are simpler than the myths: `detach()` shares memory, `eval()` only changes
-#   layers, both `zero_grad()`s set `None`, and optimizers go by `.grad`, not `requires_grad`
-#   (with grads `None` the built-in ones skip a parameter, except LBFGS: notebook 06).
-# - Where autograd stops decides the memory: `no_grad` and `inference_mode` save the same;
-#   detaching afterwards saves nothing; freezing saves it only if nothing else requires grad.
-# - Measure time in the same run, in turns, as a median ratio to a baseline; assert only what
-#   is stable (bytes, pointers, flags).
+# <details><summary>Solution</summary>
 #
+# (a). Inside the decorated call nothing is recorded, so `normalise(h)` has no `grad_fn` and
+# the loss cannot reach L1; L2 still trains. `.clone()` is recorded like any other operation
+# (`h.clone().grad_fn` is a `CloneBackward0`), and without the decorator L1 gets a gradient
+# through the normalisation. Use the decorator only where no gradient must flow.
+# </details>
+
+# %% [markdown]
 # ## Further reading
 # - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
 #   (grad modes, `eval()`, inference mode)

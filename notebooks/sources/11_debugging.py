@@ -85,11 +85,7 @@ helpers.draw(control)
 # button.
 
 # %%
-helpers.predict("broken",
-                why="L1 ran under no_grad, so autograd recorded nothing there: l1.weight and "
-                    "l1.bias keep .grad None. The new head gets a gradient, but nothing "
-                    "moves: the optimizer was built before net.l2 was replaced and holds "
-                    "the old head. Read on: the doctor finds both.")
+helpers.predict("broken")
 
 # %% [markdown]
 # ## The doctor in code
@@ -202,6 +198,16 @@ assert all(torch.equal(m, s["exp_avg"]) and torch.equal(v, s["exp_avg_sq"])
            for (m, v), s in zip(moments, optimizer.state.values()))
 assert all(s["step"] == 1 for s in optimizer.state.values())
 print("parameters, grads and Adam's state unchanged")
+
+# %% [markdown]
+# ## Recap: a checklist for your own model
+# - [ ] Run `helpers.diagnose(model, step, optimizer)` on one step; read every row not `ok`.
+# - [ ] `.grad` `None`: frozen, unused, `no_grad`/`inference_mode`, a cut (`detach()`,
+#   `.item()`, NumPy, argmax), a non-leaf, or `backward(inputs=...)`.
+# - [ ] A gradient but no change: not in the optimizer (build it last), zeros (dead ReLUs),
+#   or lr 0.
+# - [ ] "modified by an inplace operation": write the named edit out of place.
+# - [ ] All `ok` but stuck: plot the gradient norm per layer.
 
 # %% [markdown]
 # ## Going deeper: no gradient at all (15 minutes)
@@ -515,7 +521,7 @@ plt.show()
 # `{"l2.bias": "frozen"}` (`{}` if nothing is wrong). You may copy the code and run
 # `helpers.diagnose` on it after you answer.
 #
-# **11.1** A step that scales L1's output in NumPy:
+# **11.1** Why are L1's grads `None`? A step that scales L1's output in NumPy:
 #
 # ```python
 # net = helpers.toy_net()
@@ -570,7 +576,7 @@ helpers.check("11.2", answer)
 # `0.1 * lambda(0) = 0`. Start the warm-up above 0, e.g. `(epoch + 1) / 10`.
 # </details>
 #
-# **11.3** A feature function, decorated:
+# **11.3** Why are L1's grads `None` this time? A feature function, decorated:
 #
 # ```python
 # net = helpers.toy_net()
@@ -600,15 +606,6 @@ helpers.check("11.3", answer)
 # </details>
 
 # %% [markdown]
-# ## Recap: a checklist for your own model
-# - [ ] Run `helpers.diagnose(model, step, optimizer)` on one step; read every row not `ok`.
-# - [ ] `.grad` `None`: frozen, unused, `no_grad`/`inference_mode`, a cut (`detach()`,
-#   `.item()`, NumPy, argmax), a non-leaf, or `backward(inputs=...)`.
-# - [ ] A gradient but no change: not in the optimizer (build it last), zeros (dead ReLUs),
-#   or lr 0.
-# - [ ] "modified by an inplace operation": write the named edit out of place.
-# - [ ] All `ok` but stuck: plot the gradient norm per layer.
-#
 # ## Further reading
 # - [Autograd mechanics: locally disabling gradient computation, in-place operations](https://pytorch.org/docs/stable/notes/autograd.html)
 # - [Anomaly detection: `torch.autograd.detect_anomaly`](https://pytorch.org/docs/stable/autograd.html#anomaly-detection)

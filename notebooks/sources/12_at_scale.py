@@ -81,11 +81,7 @@ helpers.draw(control)
 # `l2.weight`, `l2.bias` have `.grad` equal to `None`? Decide, then tick and check.
 
 # %%
-helpers.predict("checkpoint", use_reentrant=True, input_grad="no",
-                why="The reentrant checkpoint runs the block without recording it and returns "
-                    "an output that requires grad only if one of its inputs does. x does not, "
-                    "so backward never enters the block: l1.weight and l1.bias stay None, "
-                    "with no error, because the loss still reaches l2.")
+helpers.predict("checkpoint", use_reentrant=True, input_grad="no")
 
 # %% [markdown]
 # ## The mechanism in code
@@ -116,6 +112,7 @@ torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=5.0)
 accumulated = {name: p.grad.clone() for name, p in net.named_parameters()}
 scaler.step(optimizer)                                        # skips the step on inf/NaN
 scaler.update()
+print("gradients for:", ", ".join(accumulated))
 
 # %% [markdown]
 # Every parameter got its gradient, and it is the big batch's in full precision to within
@@ -174,6 +171,14 @@ reentrant = helpers.run("checkpoint", use_reentrant=True, input_grad="no")
 assert reentrant.grads_none() == ["l1.weight", "l1.bias"] and reentrant.error is None
 assert helpers.run("checkpoint", use_reentrant=False, input_grad="no").grads_none() == []
 helpers.grad_table(reentrant)
+
+# %% [markdown]
+# ## Recap
+# - Accumulate so that every example weighs `1/N`: `sum / N` or `mean × n_i / N`; `mean / k`
+#   only for equal micro-batches; BatchNorm breaks the equality.
+# - A reentrant checkpoint whose inputs do not require grad leaves its block without
+#   gradients; `use_reentrant=False` does not.
+# - DDP, mixed precision, checkpointing and `torch.compile` in depth: under "Going deeper".
 
 # %% [markdown]
 # ## Going deeper: accumulation per token and per sequence (8 minutes)
@@ -758,14 +763,6 @@ helpers.check("12.3", answer)
 # </details>
 
 # %% [markdown]
-# ## Recap
-# - Accumulate so that every example weighs `1/N`: `sum / N` or `mean × n_i / N`; `mean / k`
-#   only for equal micro-batches; BatchNorm breaks the equality.
-# - DDP averages gradients in `backward()`; `no_sync()` skips all but the last all-reduce;
-#   unused parameters need `find_unused_parameters=True` or `static_graph=True`.
-# - `unscale_` before clipping; `use_reentrant=False` for checkpointing; a grad-mode change
-#   recompiles once.
-#
 # ## Further reading
 # - [`DistributedDataParallel`](https://pytorch.org/docs/stable/generated/torch.nn.parallel.DistributedDataParallel.html)
 #   and [DDP communication hooks](https://pytorch.org/docs/stable/ddp_comm_hooks.html)

@@ -90,18 +90,9 @@ helpers.draw(control)
 # Decide before you scroll on. With a live kernel, tick your answer and press the button.
 
 # %%
-helpers.predict("custom_gradients", trick="ste", where="after_l1", form="expression",
-                why="The detach() cuts only the correction term (rounded h - h); h itself is "
-                    "still added, so the gradient flows through h into L1 as if the rounding "
-                    "were not there. This is the straight-through estimator.")
+helpers.predict("custom_gradients", trick="ste", where="after_l1", form="expression")
 
 # %% [markdown]
-# <details><summary>Answer</summary>
-#
-# None of them: all four get a gradient. The expression's value is the rounded `h`, but its
-# gradient is that of `h` alone.
-# </details>
-#
 # ## The mechanism in code
 # A `Function` has two static methods. `forward` computes the output (autograd records the
 # call as one node); `backward` gets the gradient of the loss with respect to the output and
@@ -140,8 +131,6 @@ plain_grads = {n: p.grad.clone() for n, p in plain.named_parameters()}
 print("same gradients as nn.Linear:",
       all(torch.allclose(p.grad, plain_grads[n]) for n, p in net.named_parameters()))
 print("gradients computed:", calls)
-
-# %%
 assert all(torch.allclose(p.grad, plain_grads[n]) for n, p in net.named_parameters())
 assert calls == {"x": 0, "weight": 1, "bias": 1}  # the batch x needs no gradient
 
@@ -179,8 +168,6 @@ out = net.l2(custom_grad.grad_reverse(torch.relu(net.l1(x))))
 helpers.toy_loss(out, y).backward()
 for n, p in net.named_parameters():
     print(f"{n:10} plain {plain_grads[n].flatten()[0]:+.4f}   reversed {p.grad.flatten()[0]:+.4f}")
-
-# %%
 assert torch.equal(net.l1.weight.grad, -plain_grads["l1.weight"])
 assert torch.equal(net.l1.bias.grad, -plain_grads["l1.bias"])
 assert torch.equal(net.l2.weight.grad, plain_grads["l2.weight"])
@@ -235,6 +222,13 @@ graphs = helpers.draw(helpers.run("custom_gradients", form="expression"),
 labels = [[node.label for node in d.nodes] for d in graphs.diagrams]
 assert "GradReverseBackward" in labels[0] and "GradReverseBackward" not in labels[1]
 graphs
+
+# %% [markdown]
+# ## Recap
+# - A `Function`'s `backward` returns one gradient per input of `forward`, and autograd trusts
+#   its values: it need not be the derivative.
+# - A trick rewrites the gradients of what was computed before it; no `.grad` becomes `None`.
+# - `gradcheck`, choosing which tensors get gradients, and hooks: under "Going deeper".
 
 # %% [markdown]
 # ## Going deeper: `Function` in detail (10 minutes)
@@ -792,15 +786,6 @@ helpers.check("13.3", answer)
 # </details>
 
 # %% [markdown]
-# ## Recap
-# - A `Function`'s `backward` returns one gradient per input of `forward` (`None` where none
-#   is needed, guided by `ctx.needs_input_grad`); autograd trusts its values. `gradcheck` tests
-#   whether it is the derivative, and fails the tricks by design.
-# - Straight-through, reversal and scaling rewrite the gradient upstream of where they sit;
-#   none leaves a `.grad` at `None`.
-# - `backward(inputs=...)` and `autograd.grad` choose which tensors get gradients;
-#   `create_graph=True` makes a gradient differentiable, as a gradient penalty needs.
-#
 # ## Further reading
 # - [Extending PyTorch: `torch.autograd.Function`](https://pytorch.org/docs/stable/notes/extending.html)
 # - [`torch.autograd.Function`](https://pytorch.org/docs/stable/autograd.html#function)
