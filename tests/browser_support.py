@@ -23,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.registry import get_mechanism
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OUTPUT = ROOT / "test-output" / "browser"  # git-ignored: screenshots to look at after a failure
@@ -384,41 +386,80 @@ def shape_text(tensor):
 
 
 def expected_graph_labels(outcome):
-    """The node labels the outcome's graph must hold, from its loss and its grad states."""
+    """The node labels the outcome's graph must hold, from its loss, its grad states and the
+    layer calls its step's forward hooks saw."""
     return graph_labels(outcome.loss, outcome.tensors,
-                        {name: p.grad for name, p in outcome.params.items()}, outcome.error)
+                        {name: p.grad for name, p in outcome.params.items()}, outcome.error,
+                        outcome.recorded)
 
 
-def graph_labels(loss, tensors, grads, error):
+CUT_NOTE = "\n(recorded, cut off from the loss)"
+
+
+def graph_labels(loss, tensors, grads, error, calls=()):
     """The node labels of ``loss``'s graph with parameters ``tensors`` (name -> tensor) whose
-    grad states are ``grads`` (name -> "None"/"zeros"/"values"), walked by plain PyTorch."""
-    labels = []
-    reached = set()
+    grad states are ``grads`` (name -> "None"/"zeros"/"values"), walked by plain PyTorch.
+
+    ``calls`` are the layer calls of the step (``Outcome.recorded``): each recorded call names
+    its output's node by layer ("L1 AddmmBackward0"); a recorded output the loss does not reach,
+    and that no backward ran through, is drawn too, noted as cut off; a layer none of whose
+    calls recorded anything gets a note saying why. A parameter without an ``AccumulateGrad``
+    node in the loss's graph is "not in graph"; one that does not require grad, "frozen"."""
+    layer_of = {id(c.node): c.layer for c in calls if c.node is not None}
+    by_id = {id(t): name for name, t in tensors.items()}
+    labels, drawn = [], set()
+
+    def param_label(name, tensor, in_graph):
+        text = f"{name} {shape_text(tensor)}\ngrad: {grads[name]}"
+        text += "" if tensor.requires_grad else "\nfrozen: requires_grad=False"
+        return text + ("" if in_graph else "\n(not in graph)")
+
+    def add(nodes, cut):
+        for fn in nodes:
+            layer = layer_of.get(id(fn))
+            text = f"{layer} {type(fn).__name__}" if layer else type(fn).__name__
+            labels.append(text + (CUT_NOTE if cut and layer else ""))
+            variable = getattr(fn, "variable", None)
+            if variable is None:
+                continue
+            name = by_id.get(id(variable))
+            if name is None:
+                labels.append(f"leaf tensor {shape_text(variable)}")
+            else:
+                drawn.add(name)
+                labels.append(param_label(name, variable, not cut))
+
     if loss is None:
         kind = error.kind if error else "no loss"
         labels.append(f"no loss was computed\n({kind})")
+        in_loss = []
     else:
         labels.append(f"loss {shape_text(loss)}")
-        by_id = {id(t): name for name, t in tensors.items()}
-        for fn in walk_graph(loss):
-            labels.append(type(fn).__name__)
-            variable = getattr(fn, "variable", None)
-            if variable is not None:
-                name = by_id.get(id(variable))
-                if name is None:
-                    labels.append(f"leaf tensor {shape_text(variable)}")
-                else:
-                    reached.add(name)
-                    labels.append(f"{name} {shape_text(variable)}\ngrad: {grads[name]}")
+        in_loss = walk_graph(loss)
+        add(in_loss, cut=False)
+    seen = {id(fn) for fn in in_loss}
+    for call in calls:
+        if call.node is None or call.backward_ran or id(call.node) in seen:
+            continue
+        cut_off = [fn for fn in walk_graph(call.output) if id(fn) not in seen]
+        seen.update(id(fn) for fn in cut_off)
+        add(cut_off, cut=True)
     for name, tensor in tensors.items():
-        if name not in reached:
-            labels.append(f"{name} {shape_text(tensor)}\ngrad: {grads[name]}\n(not in graph)")
+        if name not in drawn:
+            labels.append(param_label(name, tensor, False))
+    by_layer = {}
+    for call in calls:
+        by_layer.setdefault(call.layer, []).append(call)
+    for layer, layer_calls in by_layer.items():
+        if all(c.node is None for c in layer_calls):
+            why = "; ".join(dict.fromkeys(c.why_not for c in layer_calls))
+            labels.append(f"{layer} ran, recorded nothing:\n{why}")
     return sorted(labels)
 
 
 def expected_title(outcome):
-    options = ", ".join(f"{k}={v}" for k, v in outcome.options.items())
-    return f"{outcome.mechanism}: {options}" if options else outcome.mechanism
+    """The graph's title: the step in words, as its mechanism's caption says it."""
+    return get_mechanism(outcome.mechanism).describe(**outcome.options)
 
 
 def expected_rows(outcome):
@@ -556,7 +597,7 @@ def pattern_mismatches(shown, result, item):
                                             for note, want in zip(notes, wanted)):
         problems.append(f"table notes: page {notes}, expected notes starting {wanted}")
     # The graph: one cluster, the drawn loss of this variant.
-    title = f"{item.name}: {variant}"
+    title = f"{item.title}, {'correct' if result.mistake is None else 'mistake: ' + label}"
     if sorted(shown["clusters"]) != ["g0"] or shown["clusters"].get("g0") != title:
         problems.append(f"graph clusters {shown['clusters']}, expected g0 titled {title!r}")
     got_labels = sorted(shown["nodes"].get("g0", []))

@@ -104,10 +104,11 @@ ANSWERS = {
     "11.2": dict.fromkeys(PARAM_NAMES, "not_moved"),
     "11.3": {"l1.weight": "no_grad", "l1.bias": "no_grad"},
 }
+# The common wrong answer and a phrase of the hint it gets (a hint, not the answer).
 COMMON_WRONG = {
-    "11.1": ({"l1.weight": "no_grad", "l1.bias": "no_grad"}, "Not 'no_grad'"),
-    "11.2": ({}, "If you answered {}"),
-    "11.3": ({"l1.weight": "detached", "l1.bias": "detached"}, "Not 'detached'"),
+    "11.1": ({"l1.weight": "no_grad", "l1.bias": "no_grad"}, "Not no_grad: grad mode was on"),
+    "11.2": ({}, "did anything move?"),
+    "11.3": ({"l1.weight": "detached", "l1.bias": "detached"}, "Nothing calls detach()"),
 }
 
 
@@ -118,6 +119,7 @@ def test_exercises(key):
     wrong, hint = COMMON_WRONG[key]
     verdict = check(key, wrong)
     assert not verdict and hint in repr(verdict)
+    assert EXERCISES[key].why not in repr(verdict)      # the hint does not give the answer away
     assert not check(key, ...)
 
 
