@@ -138,19 +138,20 @@ def test_exercise_03_1():
     plain = toy_net()
     x, y = toy_batch()
     torch.nn.functional.mse_loss(plain(x), y).backward()
-    # b is true: w has no history, and l2.weight alone is left without a gradient
+    # c is true: w has no history, and l2.weight alone is left without a gradient
     assert w.grad_fn is None and not w.requires_grad
     assert [n for n, p in net.named_parameters() if p.grad is None] == ["l2.weight"]
     # a is false: w shares l2.weight's memory
     assert w.data_ptr() == net.l2.weight.data_ptr()
-    # c is false: L1, computed before the detach, gets exactly its plain-step gradient
+    # b is false: L1, computed before the detach, gets exactly its plain-step gradient
     assert torch.equal(net.l1.weight.grad, plain.l1.weight.grad)
-    assert EXERCISES["03.1"].expected() == "b"
-    assert check("03.1", "b")
-    for letter in ("a", "c"):
+    assert EXERCISES["03.1"].expected() == "c"
+    assert check("03.1", "c")
+    for letter in ("a", "b"):
         verdict = check("03.1", letter)
-        assert not verdict and "b:" not in repr(verdict)
+        assert not verdict and "c: w" not in repr(verdict)
     assert "data_ptr" in repr(check("03.1", "a"))
+    assert "l1.weight.grad would be None too" in repr(check("03.1", "b"))
     assert not check("03.1", ...)
 
 

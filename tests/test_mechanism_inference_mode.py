@@ -291,11 +291,11 @@ def test_exercise_05_4_why_the_table_gets_no_grad():
     with torch.inference_mode():
         features = emb(torch.arange(8))
     nn.functional.mse_loss(net(features.clone()), y).backward()
-    assert emb.weight.grad is None and not emb.weight.is_inference()       # not "a"
+    assert emb.weight.grad is None and not emb.weight.is_inference()       # not "b"
     assert all(p.grad is not None for p in net.parameters())
     leaf = torch.ones(2, requires_grad=True)
     leaf.clone().sum().backward()
     assert torch.equal(leaf.grad, torch.ones(2))                           # not "c"
-    assert check("05.4", "b")
-    assert "changes no tensor that existed before" in repr(check("05.4", "a"))
+    assert check("05.4", "a")
+    assert "changes no tensor that existed before" in repr(check("05.4", "b"))
     assert "Does features require grad?" in repr(check("05.4", "c"))

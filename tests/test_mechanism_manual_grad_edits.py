@@ -299,8 +299,8 @@ def test_07_4_w_is_a_non_leaf_whose_grad_stays_none():
         warnings.simplefilter("always")
         assert w.grad is None
     assert any("not a leaf Tensor" in str(item.message) for item in caught)
-    assert EXERCISES["07.4"].expected() == "b"
-    assert check("07.4", "b") and not check("07.4", "c") and not check("07.4", "a")
+    assert EXERCISES["07.4"].expected() == "c"
+    assert check("07.4", "c") and not check("07.4", "b") and not check("07.4", "a")
 
 
 @pytest.mark.parametrize("key,wrong,phrase", [
@@ -309,7 +309,7 @@ def test_07_4_w_is_a_non_leaf_whose_grad_stays_none():
     ("07.2", 1.5, "as a tensor hook would"),
     ("07.2", 0.75, "two passes"),
     ("07.3", P0["l2.bias"] - 0.1 * G["l2.bias"], "unclipped step"),
-    ("07.4", "c", "w.requires_grad"),
+    ("07.4", "b", "w.requires_grad"),
     ("07.4", "a", "no hook"),
 ])
 def test_common_wrong_answers_get_their_hint(key, wrong, phrase):

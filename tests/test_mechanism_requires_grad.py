@@ -171,10 +171,12 @@ def test_exercise_solutions_pass_and_wrong_answers_fail():
     assert check("02.1", {"l1.weight"})
     wrong = check("02.1", {"l1.weight", "l1.bias"})      # the whole layer frozen
     assert not wrong and "does l1.bias still require grad?" in repr(wrong)
-    assert check("02.2", "b")
-    for letter in ("a", "c"):
+    assert check("02.2", "a")
+    for letter in ("b", "c"):
         verdict = check("02.2", letter)
-        assert not verdict and "Try it" in repr(verdict) and "b:" not in repr(verdict)
+        assert not verdict and "Try it" in repr(verdict) and "a: the" not in repr(verdict)
+    assert "only then run the forward pass" in repr(check("02.2", "b"))
+    assert "does requires_grad_(True) touch" in repr(check("02.2", "c"))
     assert check("02.3", 4)
     assert "counts every parameter" in repr(check("02.3", 19))
     assert "counts l1's numbers" in repr(check("02.3", 15))
@@ -207,9 +209,9 @@ def l2_bias_grad(unfreeze_before_forward):
 
 
 def test_exercise_02_2_statements():
-    # b: unfrozen after the forward pass, the grad stays None (the others get theirs) ...
+    # a: unfrozen after the forward pass, the grad stays None (the others get theirs) ...
     assert l2_bias_grad(unfreeze_before_forward=False) is None
-    # ... a is false: unfrozen before the forward pass, it gets a gradient ...
+    # ... b is false: unfrozen before the forward pass, it gets a gradient ...
     assert l2_bias_grad(unfreeze_before_forward=True) is not None
     # ... c is false: requires_grad_ leaves a grad it holds alone.
     net, (x, y) = plain_net(), plain_batch()
@@ -218,4 +220,4 @@ def test_exercise_02_2_statements():
     net.l2.bias.requires_grad_(False)
     net.l2.bias.requires_grad_(True)
     assert net.l2.bias.grad is held
-    assert EXERCISES["02.2"].expected() == "b"
+    assert EXERCISES["02.2"].expected() == "a"

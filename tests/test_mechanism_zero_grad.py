@@ -258,10 +258,12 @@ def test_exercise_01_4_zero_grad_before_logging():
     assert torch.equal(net.l1.weight.grad, after_backward)  # step() leaves .grad alone
     optimizer.zero_grad()
     assert net.l1.weight.grad is None
-    assert check("01.4", "b")
-    for wrong in ("a", "c"):
+    assert check("01.4", "c")
+    for wrong in ("a", "b"):
         verdict = check("01.4", wrong)
         assert not verdict and "net.l1.weight.grad" in repr(verdict)
+    assert "built from net.parameters()" in repr(check("01.4", "a"))
+    assert "step() reads .grad" in repr(check("01.4", "b"))
     verdict = check("01.1", ...)
     assert bool(verdict) is False and "Not answered yet" in repr(verdict)
     assert all(EXERCISES[k].hints for k in ("01.1", "01.2", "01.3", "01.4"))

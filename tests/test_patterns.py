@@ -627,11 +627,11 @@ def plain_byol_encoder_grad(no_grad_target=True, detach_online=True, predictor_o
 
 def test_09_5_only_the_online_detach_starves_the_encoder():
     assert plain_byol_encoder_grad() is None
-    assert plain_byol_encoder_grad(no_grad_target=False) is None     # (a) is not the cause
+    assert plain_byol_encoder_grad(no_grad_target=False) is None     # (b) is not the cause
     assert plain_byol_encoder_grad(predictor_only=False) is None     # (c) is not the cause
-    assert plain_byol_encoder_grad(detach_online=False) is not None  # (b) is
-    assert helpers.check("09.5", "b")
-    for letter, says in (("a", "runs the target encoder"), ("c", "whatever the optimizer")):
+    assert plain_byol_encoder_grad(detach_online=False) is not None  # (a) is
+    assert helpers.check("09.5", "a")
+    for letter, says in (("b", "runs the target encoder"), ("c", "whatever the optimizer")):
         verdict = helpers.check("09.5", letter)
         assert not verdict and says in repr(verdict)
 

@@ -88,22 +88,22 @@ def _why_l2_weight_grad_is_none():
     toy_loss(plain(x), y).backward()
     true = {
         "a": w.data_ptr() != net.l2.weight.data_ptr(),                     # w is a copy
-        "b": params_with_grad_none(net) == {"l2.weight"} and w.grad_fn is None
+        "b": net.l1.weight.grad is None,                                    # all before a cut
+        "c": params_with_grad_none(net) == {"l2.weight"} and w.grad_fn is None
         and not w.requires_grad,                                            # w has no history
-        "c": net.l1.weight.grad is None,                                    # all before a cut
     }
     # L1's path to the loss has no cut: it gets exactly the plain step's gradient.
     assert torch.equal(net.l1.weight.grad, plain.l1.weight.grad)
     return "".join(letter for letter, holds in true.items() if holds)
 
 
-exercise("03.1", why="b: w = net.l2.weight.detach() has no history, and l2.weight reaches the "
+exercise("03.1", why="c: w = net.l2.weight.detach() has no history, and l2.weight reaches the "
                   "loss only through w, so backward() stops before it. The cut is on the "
                   "weight's path alone: L1's path to the loss passes through the matmul's other "
                   "input, so L1 gets exactly its plain-step gradient.",
          hints=(Hint(lambda: "a",
                      "Compare w.data_ptr() with net.l2.weight.data_ptr(): is w new memory?"),
-                Hint(lambda: "c", "Then l1.weight.grad would be None too. Print it: is it?"),
+                Hint(lambda: "b", "Then l1.weight.grad would be None too. Print it: is it?"),
                 ))(_why_l2_weight_grad_is_none)
 
 

@@ -211,14 +211,14 @@ def why_the_table_gets_no_grad():
     assert emb.weight.grad is None and not emb.weight.is_inference()
     assert all(p.grad is not None for p in net.parameters())
     assert embedding_lookup_step(in_inference_mode=False)[0].weight.grad is not None
-    return "b"
+    return "a"
 
 
 exercise("05.4", why="The lookup ran in inference mode, so features has no history, and a "
                      "clone of a tensor without history has none either: nothing links the "
                      "loss back to emb.weight. Look the table up outside inference_mode to "
                      "train it.",
-         hints=(Hint(lambda: "a",
+         hints=(Hint(lambda: "b",
                      "Check emb.weight.is_inference() after the step: entering the mode "
                      "changes no tensor that existed before."),
                 Hint(lambda: "c",

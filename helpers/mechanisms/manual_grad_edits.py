@@ -355,7 +355,7 @@ def l2_bias_after_clipped_manual_step():
 
 
 def _why_w_grad_is_none():
-    """07.4's code, checked: "b" if w is a non-leaf that requires grad, its .grad is None and
+    """07.4's code, checked: "c" if w is a non-leaf that requires grad, its .grad is None and
     b's is filled; "?" otherwise (the test then fails)."""
     x, y = toy_batch()
     torch.manual_seed(0)
@@ -366,14 +366,14 @@ def _why_w_grad_is_none():
         warnings.simplefilter("ignore")
         w_grad = w.grad
     ok = w_grad is None and w.requires_grad and not w.is_leaf and b.grad is not None
-    return "b" if ok else "?"
+    return "c" if ok else "?"
 
 
 @exercise("07.4", why="w is not a leaf: it is the result of randn(...) * 0.1, and autograd "
                       "fills .grad only for leaves (the randn tensor got the gradient, and you "
                       "kept no name for it). Create the leaf last: "
                       "w = (torch.randn(4, 1) * 0.1).requires_grad_(), or call w.retain_grad().",
-          hints=(Hint(lambda: "c", "Print w.requires_grad: it is True, since an operation on a "
+          hints=(Hint(lambda: "b", "Print w.requires_grad: it is True, since an operation on a "
                                    "tensor that requires grad gives one that does too."),
                  Hint(lambda: "a", "There is no hook anywhere in this code. Print w.is_leaf.")))
 def why_w_grad_is_none():

@@ -151,18 +151,18 @@ def _requires_grad_keeps_grad():
 def _why_l2_bias_grad_is_none():
     """The letter of 02.2's true statement, each statement tested on PyTorch."""
     true = {
-        "a": _l2_bias_grad_is_none(unfreeze_before_forward=True),   # skipped if frozen earlier
-        "b": _l2_bias_grad_is_none(unfreeze_before_forward=False),  # frozen while recorded
+        "a": _l2_bias_grad_is_none(unfreeze_before_forward=False),  # frozen while recorded
+        "b": _l2_bias_grad_is_none(unfreeze_before_forward=True),   # skipped if frozen earlier
         "c": not _requires_grad_keeps_grad(),                       # requires_grad_ clears grad
     }
     return "".join(letter for letter, holds in true.items() if holds)
 
 
-exercise("02.2", why="b: the forward pass recorded l2's operation while l2.bias was frozen, so "
+exercise("02.2", why="a: the forward pass recorded l2's operation while l2.bias was frozen, so "
                   "the graph has no AccumulateGrad node for it, and backward() has nowhere to "
                   "write its gradient. Unfreezing later does not add one: unfreeze before the "
                   "forward pass.",
-         hints=(Hint(lambda: "a", "Try it: freeze l2.bias, unfreeze it, and only then run the "
+         hints=(Hint(lambda: "b", "Try it: freeze l2.bias, unfreeze it, and only then run the "
                                   "forward pass and backward(). Is l2.bias skipped?"),
                 Hint(lambda: "c", "Try it on a parameter that already has a gradient: does "
                                   "requires_grad_(True) touch its .grad?"),

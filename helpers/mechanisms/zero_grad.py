@@ -277,11 +277,11 @@ def full_batch_l1_grad():
                       "read the gradient between backward() and zero_grad().",
           hints=(Hint(lambda: "a", "The optimizer was built from net.parameters(), so l1 is in "
                       "it. Print net.l1.weight.grad right after backward()."),
-                 Hint(lambda: "c", "step() reads .grad and leaves it as it was: print "
+                 Hint(lambda: "b", "step() reads .grad and leaves it as it was: print "
                       "net.l1.weight.grad between step() and zero_grad().")))
 def logging_after_zero_grad_cause():
     """Run exercise 01.4's loop once; name why the logged grad is None: "a" (l1 not in the
-    optimizer), "b" (zero_grad ran before the logging line), "c" (step() reset it)."""
+    optimizer), "b" (step() reset it), "c" (zero_grad ran before the logging line)."""
     net, (x, y) = toy_net(), toy_batch()
     optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
     if not any(p is net.l1.weight for group in optimizer.param_groups for p in group["params"]):
@@ -290,10 +290,10 @@ def logging_after_zero_grad_cause():
     after_backward = net.l1.weight.grad.clone()
     optimizer.step()
     if net.l1.weight.grad is None or not torch.equal(net.l1.weight.grad, after_backward):
-        return "c"
+        return "b"
     optimizer.zero_grad()
     assert net.l1.weight.grad is None
-    return "b"
+    return "c"
 
 
 __all__ = ["ZERO_GRAD", "CLEAR_CHOICES", "PASSES_CHOICES", "OPTIMIZER_CHOICES",

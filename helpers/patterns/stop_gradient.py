@@ -16,8 +16,8 @@ from torch.nn import functional as F
 from ..exercises import Hint, exercise
 from .core import SEED, sgd
 
-CAUSES = {"a": "the torch.no_grad() block around the target branch",
-          "b": "the .detach() on the online branch",
+CAUSES = {"a": "the .detach() on the online branch",
+          "b": "the torch.no_grad() block around the target branch",
           "c": "an optimizer that holds only the predictor's parameters"}
 
 
@@ -48,16 +48,16 @@ def encoder_grad(no_grad_target=True, detach_online=True, predictor_only=True):
 def causes_of_none():
     """The suspects whose removal alone gives the encoder a gradient."""
     assert encoder_grad() is None
-    switched = {"a": {"no_grad_target": False}, "b": {"detach_online": False},
+    switched = {"a": {"detach_online": False}, "b": {"no_grad_target": False},
                 "c": {"predictor_only": False}}
     return {letter for letter, change in switched.items() if encoder_grad(**change) is not None}
 
 
 @exercise("09.5", why="The .detach() on the online branch cuts the only path from the loss to "
-                      "the encoder (b). The no_grad() block covers the target encoder, a "
+                      "the encoder (a). The no_grad() block covers the target encoder, a "
                       "separate copy; the optimizer decides what moves, not what gets a "
                       "gradient.",
-          hints=(Hint(lambda: "a", "Take the torch.no_grad() block away and run again: "
+          hints=(Hint(lambda: "b", "Take the torch.no_grad() block away and run again: "
                                    "encoder.weight.grad stays None. That block runs the target "
                                    "encoder, a separate copy; look at the online branch."),
                  Hint(lambda: "c", "Build the optimizer over both modules and run again: "

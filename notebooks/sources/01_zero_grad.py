@@ -417,8 +417,8 @@ helpers.check("01.3", answer)
 #
 # **01.4** Why is `net.l1.weight.grad` `None` where this loop logs it? Answer with a letter:
 # - `"a"`: `l1` is not in the optimizer, so `backward()` skipped it;
-# - `"b"`: `optimizer.zero_grad()` ran before the logging line;
-# - `"c"`: `optimizer.step()` used the gradient up and reset it.
+# - `"b"`: `optimizer.step()` used the gradient up and reset it;
+# - `"c"`: `optimizer.zero_grad()` ran before the logging line.
 
 # %%
 net = helpers.toy_net()
@@ -438,7 +438,7 @@ helpers.check("01.4", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `"b"`: `zero_grad()` sets `.grad` to `None` by default. Clearing after the step is fine for
+# `"c"`: `zero_grad()` sets `.grad` to `None` by default. Clearing after the step is fine for
 # training (the next `backward()` fills `.grad` again), but read the gradient between
 # `backward()` and `zero_grad()`.
 # </details>

@@ -402,22 +402,22 @@ helpers.check("02.1", answer)
 # loss.backward()
 # ```
 #
-# - **a** `backward()` skips a parameter that was frozen at any time during the step.
-# - **b** The forward pass ran while `l2.bias` was frozen, so the graph it recorded has no
+# - **a** The forward pass ran while `l2.bias` was frozen, so the graph it recorded has no
 #   node that writes into `l2.bias.grad`; unfreezing later does not add one.
+# - **b** `backward()` skips a parameter that was frozen at any time during the step.
 # - **c** `requires_grad_(True)` resets `.grad` to `None`.
 #
 # Answer with a letter; run the code (and variations of it) to test your choice.
 
 # %%
-answer = ...  # e.g. "a"
+answer = ...  # "a", "b" or "c"
 helpers.check("02.2", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# **b**. The flag matters when the operation is recorded. Unfreeze *before* the forward pass
-# and `l2.bias` gets its gradient (so **a** is false), and `requires_grad_` leaves `.grad` as
+# **a**. The flag matters when the operation is recorded. Unfreeze *before* the forward pass
+# and `l2.bias` gets its gradient (so **b** is false), and `requires_grad_` leaves `.grad` as
 # it is (so **c** is false).
 # </details>
 #

@@ -393,22 +393,22 @@ assert all(p.grad is not None for p in discriminator.parameters())
 # ```
 #
 # - **a** `detach()` made `w` a copy of the weight, and `backward()` wrote into the copy.
-# - **b** `w` has no history, and `l2.weight` reaches the loss only through `w`, so
+# - **b** A `detach()` stops the gradient of every layer before it in the network.
+# - **c** `w` has no history, and `l2.weight` reaches the loss only through `w`, so
 #   `backward()` stops before it.
-# - **c** A `detach()` stops the gradient of every layer before it in the network.
 #
 # Answer with a letter; run the code to test your choice.
 
 # %%
-answer = ...  # e.g. "a"
+answer = ...  # "a", "b" or "c"
 helpers.check("03.1", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# **b**. `w` shares memory with `l2.weight` (so **a** is false), and L1's path to the loss
+# **c**. `w` shares memory with `l2.weight` (so **a** is false), and L1's path to the loss
 # runs through the matmul's other input, without a cut: `l1.weight.grad` is L1's plain-step
-# gradient (so **c** is false).
+# gradient (so **b** is false).
 # </details>
 #
 # **03.2** A bootstrapped target: the toy network should move `net(x)` towards

@@ -749,22 +749,22 @@ assert total.item() == 6.0
 # helpers.toy_loss(net(features.clone()), y).backward()
 # ```
 #
-# - **a**: `emb.weight` became an inference tensor when it was used inside the mode.
-# - **b**: the lookup ran in inference mode and recorded nothing; the clone copies the values
+# - **a**: the lookup ran in inference mode and recorded nothing; the clone copies the values
 #   but has no history, so nothing links the loss back to `emb.weight`.
+# - **b**: `emb.weight` became an inference tensor when it was used inside the mode.
 # - **c**: a clone never passes a gradient back to the tensor it was made from.
 #
 # Answer with a letter.
 
 # %%
-answer = ...  # e.g. "a"
+answer = ...  # "a", "b" or "c"
 helpers.check("05.4", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `"b"`. Entering the mode changes no existing tensor, so `emb.weight` stays a normal
-# parameter (a is wrong), and a clone made with recording on of a tensor that requires grad
+# `"a"`. Entering the mode changes no existing tensor, so `emb.weight` stays a normal
+# parameter (b is wrong), and a clone made with recording on of a tensor that requires grad
 # passes gradients back (c is wrong). Here `features` has no history, and neither has its
 # clone. To train the table, look it up outside `inference_mode`.
 # </details>

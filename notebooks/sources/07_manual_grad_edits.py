@@ -681,20 +681,20 @@ helpers.check("07.3", answer)
 # ```
 #
 # - (a) A hook dropped it.
-# - (b) `w` is not a leaf: `* 0.1` made it the result of an operation, and autograd fills
+# - (b) `w` does not require grad.
+# - (c) `w` is not a leaf: `* 0.1` made it the result of an operation, and autograd fills
 #   `.grad` for leaves.
-# - (c) `w` does not require grad.
 #
 # Answer `"a"`, `"b"` or `"c"`.
 
 # %%
-answer = ...  # e.g. "a"
+answer = ...  # "a", "b" or "c"
 helpers.check("07.4", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `"b"`. The leaf is the unnamed `randn(...)` tensor; `w` is computed from it. Create the leaf
+# `"c"`. The leaf is the unnamed `randn(...)` tensor; `w` is computed from it. Create the leaf
 # last, `w = (torch.randn(4, 1) * 0.1).requires_grad_()`, or call `w.retain_grad()` before
 # `backward()`.
 # </details>

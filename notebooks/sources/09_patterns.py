@@ -812,20 +812,20 @@ helpers.check("09.4", answer)
 # (-F.cosine_similarity(online, target).mean()).backward()
 # ```
 #
-# - (a) the `torch.no_grad()` block around the target branch
-# - (b) the `.detach()` on the online branch
+# - (a) the `.detach()` on the online branch
+# - (b) the `torch.no_grad()` block around the target branch
 # - (c) the optimizer holds only the predictor's parameters
 #
 # Answer with one letter. Run the code with one suspect removed at a time to find out.
 
 # %%
-answer = ...  # e.g. "a"
+answer = ...  # "a", "b" or "c"
 helpers.check("09.5", answer)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# (b). The `.detach()` cuts the only path from the loss to the encoder. The `no_grad()` block
+# (a). The `.detach()` cuts the only path from the loss to the encoder. The `no_grad()` block
 # runs the target encoder, a separate copy, and the optimizer decides what moves, not what
 # gets a gradient: removing either leaves `encoder.weight.grad` at `None`. Remove the
 # `.detach()`: the `no_grad()` block already stops the gradient on the target branch. For the
