@@ -73,9 +73,9 @@ class Quiz(widgets.VBox):
     def details_html(self):
         """The answer and why, folded: what a reader without a kernel opens below the quiz."""
         listed = ", ".join(n for n in self.choices if n in self.answer) or "none of them"
+        text = " ".join(part for part in (self.reveal, f"{listed}.", self.why) if part)
         return (f'<details class="gfl-answer"><summary>Answer (open after you have '
-                f"predicted)</summary><p>{html.escape(self.reveal)} {html.escape(listed)}. "
-                f"{html.escape(self.why)}</p></details>").replace(" </p>", "</p>")
+                f"predicted)</summary><p>{html.escape(text)}</p></details>")
 
     def _ipython_display_(self):
         from IPython.display import HTML, display
