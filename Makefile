@@ -45,7 +45,8 @@ venv-dev: $(DEV_STAMP) ## Create .venv and install requirements-dev.txt: also th
 
 # Root = the repository (as on Binder), opened at notebook 00; relative links then work.
 # JUPYTER_CONFIG_PATH: binder/jupyter/ holds the server config Binder uses too (binder/start):
-# idle kernels are shut down after 15 minutes, so finished notebooks give their memory back.
+# idle kernels are shut down after 15 minutes, so finished notebooks give their memory back,
+# and kernel messages reach the page without Nagle's delay (jupyter_server_config.py).
 lab: venv learner-deps ## Start JupyterLab on notebooks/00_start_here.ipynb
 	JUPYTER_CONFIG_PATH="$(CURDIR)/binder/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) \

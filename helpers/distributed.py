@@ -1,19 +1,25 @@
 """Real ``torch.distributed`` runs from a notebook: processes on this machine (notebook 12_at_scale).
 
-:func:`run` starts ``world_size`` processes with ``torch.multiprocessing`` (start method
-"spawn"), joins them into a ``gloo`` process group on 127.0.0.1 at a free port, runs the named
-scenarios in every process and brings each process's results back (through files in a temporary
-folder). There is a timeout on the rendezvous and on the whole run, and the processes are always
-stopped and joined, whether the run succeeds, fails or is interrupted. What the processes print
-(PyTorch's warnings, mostly) goes to a log that is shown only when something goes wrong.
+:func:`run` starts ``world_size`` processes with ``torch.multiprocessing``, joins them into a
+``gloo`` process group on 127.0.0.1 at a free port, runs the named scenarios in every process
+and brings each process's results back (through files in a temporary folder). There is a
+timeout on the rendezvous and on the whole run, and the processes are always stopped and joined,
+whether the run succeeds, fails or is interrupted. What the processes print (PyTorch's
+warnings, mostly) goes to a log that is shown only when something goes wrong.
 
-Every scenario is a module-level function ``scenario(rank, world_size)`` returning a dict of
-plain values and tensors; "spawn" starts fresh interpreters that import it from here.
+Start method (:func:`start_method`): "fork" on Linux, where each process begins as a copy of
+the caller, so what the caller has imported (PyTorch, above all) is not imported again;
+"spawn" elsewhere (fork is unsafe on macOS and absent on Windows), where each process spends
+seconds importing PyTorch and ``torch._dynamo`` (``DistributedDataParallel`` imports it)
+before its first scenario. Every scenario is a module-level function
+``scenario(rank, world_size)`` returning a dict of plain values and tensors, so that "spawn"
+can import it from here.
 """
 
 import contextlib
 import datetime
 import faulthandler
+import importlib
 import os
 import socket
 import sys
@@ -238,10 +244,21 @@ SCENARIOS = {f.__name__: f for f in (
     unused_default, unused_find, unused_static, diagnose_step, fails_on_purpose, hangs)}
 
 
+def start_method():
+    """"fork" on Linux (a copy of this process: nothing to import again), else "spawn"."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def _worker(rank, world_size, port, folder, scenarios, timeout):
     """The body of one process: join the group, run ``scenarios``, save results, leave."""
+    # A forked process inherits the caller's sys.stdout/stderr (in Jupyter, streams to the
+    # notebook): write to file descriptors 1 and 2 instead, which run() points at its log.
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
     faulthandler.dump_traceback_later(0.9 * timeout)  # a hung process shows where, in the log
-    torch.set_num_threads(1)  # two processes share two cores
+    # One thread each: the processes share the cores, and a forked process then never enters an
+    # OpenMP parallel region (GNU OpenMP's thread pool does not survive a fork).
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://{ADDRESS}:{port}", rank=rank,
                             world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout))
@@ -309,8 +326,10 @@ def _stop(processes):
             process.join(5)
 
 
-def run(scenarios, world_size=WORLD_SIZE, timeout=120):
+def run(scenarios, world_size=WORLD_SIZE, timeout=120, method=None):
     """Run ``scenarios`` (names in :data:`SCENARIOS`) in ``world_size`` real processes.
+
+    ``method`` is the start method, "fork" or "spawn" (default: :func:`start_method`).
 
     Returns a :class:`DistributedRun`. If this PyTorch has no gloo backend the run is skipped
     (the result says why), except under ``CI=true``, where that raises. If a process fails, or
@@ -321,6 +340,9 @@ def run(scenarios, world_size=WORLD_SIZE, timeout=120):
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown or not scenarios:
         raise ValueError(f"unknown scenario(s) {unknown}; valid: {', '.join(SCENARIOS)}")
+    method = method or start_method()
+    if method not in ("fork", "spawn"):
+        raise ValueError(f"unknown start method {method!r}; valid: 'fork', 'spawn'")
     ok, why = available()
     if not ok:
         if in_ci():
@@ -329,6 +351,8 @@ def run(scenarios, world_size=WORLD_SIZE, timeout=120):
         return DistributedRun([], skipped=why)
     import torch.multiprocessing as mp
 
+    if method == "fork":
+        importlib.import_module("torch._dynamo")  # DDP imports it: once here, not per process
     with tempfile.TemporaryDirectory(prefix="gfl-ddp-") as folder:
         log_path = os.path.join(folder, "processes.log")
         context = None
@@ -336,7 +360,7 @@ def run(scenarios, world_size=WORLD_SIZE, timeout=120):
             with _output_to(log_path):
                 context = mp.start_processes(
                     _worker, args=(world_size, free_port(), folder, tuple(scenarios), timeout),
-                    nprocs=world_size, join=False, start_method="spawn")
+                    nprocs=world_size, join=False, start_method=method)
             deadline = time.monotonic() + timeout
             while not context.join(timeout=max(0.01, deadline - time.monotonic())):
                 if time.monotonic() >= deadline:

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from . import dot_process
 from .graph_reach import CUT_NOTE, Reach
 
 INSTALL_HINT = (
@@ -265,10 +266,10 @@ def _dot_source(diagrams):
 
 @lru_cache(maxsize=512)
 def svg_from_dot(source):
-    """Run ``dot`` once per distinct source: the SVG text, without XML prolog."""
-    import graphviz
-
-    svg = graphviz.Source(source).pipe(format="svg", encoding="utf-8")
+    """Run ``dot`` once per distinct source: the SVG text, without XML prolog. The ``dot`` is
+    one started ahead of time (:mod:`helpers.dot_process`): the same bytes, without waiting
+    for it to start."""
+    svg = dot_process.svg(source)
     return svg[svg.index("<svg"):]
 
 

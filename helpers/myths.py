@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import costs
+from .costs.chart import BarPanel, Chart
 from .exercises import Hint, exercise
 from .grad_table import Table
 from .lessons import lesson
@@ -176,44 +177,24 @@ def cost_table(measured):
 
 
 def cost_chart(measured, memory_of=None):
-    """A matplotlib figure: time ratios of every network (left); the memory of one (right).
+    """Bar charts (inline SVG, no matplotlib): time ratios of every network (left); the memory
+    of one (right).
 
     ``measured`` maps a network name to a :func:`helpers.costs.mode_costs` result;
     ``memory_of`` names the network whose peak and saved bytes are drawn (default: the last).
-    Uses pyplot, so in a notebook ``plt.show()`` (or the cell's end) displays it.
     """
-    import matplotlib.pyplot as plt
-
     memory_of = memory_of or list(measured)[-1]
     modes = list(costs.FORWARD_MODES)
-    labels = [mode.replace(" ", "\n").replace("_mode", "\n_mode") for mode in modes]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    width = 0.8 / len(measured)
-    tallest = 1.0
-    for i, (network, result) in enumerate(measured.items()):
-        ratios = [result["modes"][mode]["time_ratio"] for mode in modes]
-        tallest = max(tallest, *ratios)
-        left.bar([k + i * width for k in range(len(modes))], ratios, width, label=network)
-    left.axhline(1.0, color="black", linewidth=0.8)
-    left.set_xticks([k + width * (len(measured) - 1) / 2 for k in range(len(modes))], labels)
-    left.set_ylim(0, tallest * 1.3)
-    left.set_ylabel("time / grad mode (this run)")
-    left.set_title("Time: median ratio to grad mode (varies)")
-    left.legend(loc="upper center", ncol=len(measured))
-
+    timing = BarPanel("Time: median ratio to grad mode (varies)", modes,
+                      {network: [result["modes"][mode]["time_ratio"] for mode in modes]
+                       for network, result in measured.items()},
+                      "time / grad mode (this run)", reference=1.0)
     result = measured[memory_of]["modes"]
-    tallest = 0.0
-    for offset, (column, label) in enumerate((("peak_bytes", "peak memory"),
-                                              ("saved_bytes", "saved for backward"))):
-        sizes = [result[mode][column] / 2**20 for mode in modes]
-        tallest = max(tallest, *sizes)
-        right.bar([k + offset * 0.4 for k in range(len(modes))], sizes, 0.4, label=label)
-    right.set_xticks([k + 0.2 for k in range(len(modes))], labels)
-    right.set_ylim(0, (tallest or 1.0) * 1.3)
-    right.set_ylabel("MiB")
-    right.set_title(f"Memory of one forward, {memory_of}")
-    right.legend(loc="upper center", ncol=2)
-    return fig
+    memory = BarPanel(f"Memory of one forward, {memory_of}", modes,
+                      {label: [result[mode][column] / 2**20 for mode in modes]
+                       for column, label in (("peak_bytes", "peak memory"),
+                                             ("saved_bytes", "saved for backward"))}, "MiB")
+    return Chart([timing, memory])
 
 
 # --- exercises (notebook 10_myths) ---------------------------------------------------------------
@@ -285,15 +266,16 @@ def _no_grad_fn():
 
 
 def _saved_bytes(modes=costs.FORWARD_MODES, batch=16):
-    """Bytes the larger MLP saves for backward on ``batch`` rows, one number per mode."""
-    mlp = costs.larger_mlp()
-    inputs = torch.randn(batch, 1024, generator=torch.Generator().manual_seed(0))
+    """Bytes the larger MLP (width 512) saves for backward on ``batch`` rows, one number per
+    mode."""
+    mlp = costs.larger_mlp(width=512)
+    inputs = torch.randn(batch, 512, generator=torch.Generator().manual_seed(0))
     return tuple(costs.saved_tensor_bytes(costs.forward_in_mode(mode, mlp, inputs), exclude=mlp)
                  for mode in modes)
 
 
-@exercise("10.2", why="Grad mode keeps the input and the 4 ReLU outputs, 16 x 1024 floats each: "
-                      "5 * 16 * 1024 * 4 = 327,680 bytes. detach() afterwards comes too late: "
+@exercise("10.2", why="Grad mode keeps the input and the 4 ReLU outputs, 16 x 512 floats each: "
+                      "5 * 16 * 512 * 4 = 163,840 bytes. detach() afterwards comes too late: "
                       "the forward has already saved them; no_grad and inference_mode save none.",
           hints=(Hint(lambda: _saved_bytes(["grad mode", "no_grad", "inference_mode",
                                             "no_grad"]),

@@ -27,6 +27,7 @@ from helpers.registry import get_mechanism
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+LEARNER_CONFIG = ROOT / "binder" / "jupyter"  # the server config of `make lab` and Binder
 OUTPUT = ROOT / "test-output" / "browser"  # git-ignored: screenshots to look at after a failure
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -111,11 +112,11 @@ def root_flag():
 class Server:
     """A Jupyter process on 127.0.0.1, a free port, no token; stopped with ``stop()``."""
 
-    def __init__(self, cmd, port, home, log_name, ready_path):
+    def __init__(self, cmd, port, home, log_name, ready_path, env=None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(home / log_name, "w")
-        self.process = subprocess.Popen(cmd, cwd=home, env=isolated_env(home),
+        self.process = subprocess.Popen(cmd, cwd=home, env={**isolated_env(home), **(env or {})},
                                         stdout=self.log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -136,7 +137,8 @@ class Server:
 
 
 def start_lab(home):
-    """JupyterLab (and Notebook 7 on the same server) over ``home/root``."""
+    """JupyterLab (and Notebook 7 on the same server) over ``home/root``, with the server
+    config learners get from `make lab` and Binder (binder/jupyter/)."""
     port = free_port()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
@@ -145,7 +147,8 @@ def start_lab(home):
            "--JupyterNotebookApp.expose_app_in_browser=True",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
            f"--LabApp.workspaces_dir={home / 'workspaces'}", *root_flag()]
-    return Server(cmd, port, home, "jupyterlab.log", "/api/status")
+    return Server(cmd, port, home, "jupyterlab.log", "/api/status",
+                  env={"JUPYTER_CONFIG_PATH": str(LEARNER_CONFIG)})
 
 
 def voila_command(notebook, port):

@@ -564,3 +564,21 @@ def test_reused_sections_are_named_in_the_report():
     text, _ = bench.render_report(results, quick=False)
     assert ("- Measured in a separate run on the same machine and tree, not in this one: "
             "footprint (fp.json, written 2026-01-01 00:00 UTC).") in text
+
+
+def test_readme_memory_advice_follows_benchmarks_md():
+    # The JupyterHub note's numbers are the measured ones, not remembered ones.
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    peaks = [int(mb.replace(",", "")) for mb in
+             re.findall(r"(?m)^\| \d\d_\w+\.ipynb \| ([\d,]+) \| [\d,]+–[\d,]+ \|", text)]
+    assert len(peaks) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    series = re.search(r"(?m)^\| the time each notebook states \| \d+ min \| ([\d,]+) MB", text)
+    assert series, "BENCHMARKS.md has no series simulation row"
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"kernel peaked at (\d+)-(\d+) MB[^.]*?at ([\d,]+) MB; give each user "
+                       r"(\d+) GB", " ".join(readme.split()))
+    assert stated, "README's JupyterHub note should state the measured memory"
+    low, high, total, gigabytes = stated.groups()
+    assert (int(low), int(high)) == (min(peaks), max(peaks))
+    assert total == series.group(1)
+    assert int(gigabytes) * 1000 >= int(total.replace(",", ""))

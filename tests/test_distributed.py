@@ -1,7 +1,8 @@
 """helpers.distributed (notebook 12_at_scale): real gloo processes, results checked here.
 
 The expectations are single-process computations written out in this file. One run of the real
-scenarios serves every test of it (starting processes costs seconds: each imports PyTorch).
+scenarios serves every test of it (on Linux the processes are forked; one test runs them with
+"spawn", where each imports PyTorch, which takes seconds).
 """
 
 import multiprocessing
@@ -151,3 +152,28 @@ def test_timeout_stops_the_processes():
     with pytest.raises(RuntimeError, match="did not finish within 3 s"):
         distributed.run(["hangs"], timeout=3)
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("platform, method", [("linux", "fork"), ("darwin", "spawn"),
+                                              ("win32", "spawn")])
+def test_start_method_forks_only_on_linux(monkeypatch, platform, method):
+    monkeypatch.setattr(distributed.sys, "platform", platform)
+    assert distributed.start_method() == method
+
+
+def test_unknown_start_method_names_the_valid_ones():
+    with pytest.raises(ValueError, match="valid: 'fork', 'spawn'"):
+        distributed.run(["frozen_layer"], method="forkserver")
+
+
+def test_spawn_gives_the_same_results():
+    """The start method used off Linux: fresh interpreters that import everything."""
+    require_gloo()
+    result = distributed.run(["frozen_layer"], method="spawn", timeout=300)
+    assert not multiprocessing.active_children()
+    big = big_batch_grads(freeze_l1=True)
+    for rank_result in result["frozen_layer"]:
+        assert rank_result["bucket_elements"] == [3 + 1]
+        assert rank_result["ddp"]["l1.weight"] is None
+        for name in ["l2.weight", "l2.bias"]:
+            assert torch.allclose(rank_result["ddp"][name], big[name], atol=1e-6)

@@ -1282,3 +1282,115 @@ def test_a_parameter_read_inside_a_custom_function_forward_is_named(also_no_grad
         assert "_Scale" not in detail and "no_grad" in fix
     else:
         assert "_Scale.forward" in detail and "_Scale.apply" in fix
+
+
+# ---------------------------------------------------------------- cheaper bookkeeping
+
+
+def test_call_kinds_are_cached_across_recorders_and_bounded(monkeypatch):
+    from helpers.doctor import recording
+
+    monkeypatch.setattr(recording, "_KINDS", {})
+    made = []
+    uncached = recording._classify_uncached
+    monkeypatch.setattr(recording, "_classify_uncached",
+                        lambda func: made.append(func) or uncached(func))
+    net, (x, y) = helpers.toy_net(), helpers.toy_batch()
+    for _ in range(2):  # a fresh recorder each time, as diagnose makes
+        with recording.Recorder(net.parameters()):
+            helpers.toy_loss(net(x), y).backward()
+    assert made and len(made) == len(set(made))  # each call classified once, not per recorder
+    assert recording._classify(torch.relu) == (recording.USE, "relu")
+    assert recording._classify(torch.Tensor.dim) == (recording.IGNORE, "dim")
+    assert recording._classify(torch.Tensor.backward) == (recording.BACKWARD, "backward")
+    monkeypatch.setattr(recording, "MAX_KINDS", len(recording._KINDS))
+    assert recording._classify(torch.sigmoid) == (recording.USE, "sigmoid")  # still right,
+    assert torch.sigmoid not in recording._KINDS  # but not kept once the cache is full
+
+    class Unhashable:
+        __hash__ = None
+        __name__ = "size"
+
+        def __call__(self):
+            return None
+
+    assert recording._classify(Unhashable()) == (recording.IGNORE, "size")
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([0.0, 0.0], "zeros"), ([0.0, -0.0], "zeros"), ([1e-30, 0.0], "values"),  # 2-norm 0 in fp32
+    ([float("nan"), 0.0], "values"), ([float("inf"), 0.0], "values"), ([3.0, 4.0], "values")])
+def test_grad_states_from_known_norms_match_the_largest_value_check(values, expected):
+    from helpers.doctor.causes import floats, grad_states
+
+    grad = torch.tensor(values)
+    assert expected == ("zeros" if not bool((grad != 0).any()) else "values")  # independent
+    grads = [grad, None, torch.zeros(0)]
+    norms = [None if g is None else n for g, n in
+             zip(grads, [floats(torch._foreach_norm([grad]))[0], None, 0.0])]
+    assert grad_states(grads, norms) == grad_states(grads) == [expected, "None", "zeros"]
+    if values[0] == 1e-30:
+        assert norms[0] == 0.0  # the case the fallback exists for: the squares underflow
+
+
+@pytest.mark.parametrize("before, now", [
+    ([1.0, 2.0], [1.0, 2.0]), ([1.0, 2.0], [1.0, 2.5]), ([0.0], [-0.0]),
+    ([float("nan")], [float("nan")]), ([float("inf")], [float("inf")]), ([1.0], [float("inf")]),
+    ([], [])])
+def test_moved_is_the_largest_difference_other_than_zero(before, now):
+    from helpers.doctor.run import _moved
+
+    t, saved = torch.tensor(now), torch.tensor(before)
+    diff = (t - saved).abs()
+    expected = bool(diff.numel()) and not bool((diff == 0).all())  # NaN != 0: a NaN moved
+    assert _moved([t], {id(t): saved}) == [expected]
+
+
+def _numpy_step(draw):
+    net, (x, y) = helpers.toy_net(), helpers.toy_batch()
+
+    def step():
+        draw()
+        loss = helpers.toy_loss(net(x), y)
+        loss.backward()
+        return loss
+    return net, step
+
+
+def _numpy_states_equal(a, b):
+    return a[0] == b[0] and (a[1] == b[1]).all() and a[2:] == b[2:]
+
+
+@pytest.mark.parametrize("prepare, draw, writes", [
+    (lambda np: None, lambda np: None, False),  # untouched: nothing to write back
+    (lambda np: None, lambda np: np.random.rand(3), True),
+    (lambda np: np.random.randn(1), lambda np: None, True),  # a cached Gaussian: always
+    (lambda np: np.random.randn(1), lambda np: np.random.randn(1), True),  # takes the cache
+    (lambda np: None, lambda np: np.random.seed(1), True)])
+def test_numpy_random_state_is_put_back_and_written_only_when_needed(monkeypatch, prepare,
+                                                                      draw, writes):
+    np = pytest.importorskip("numpy")
+    np.random.seed(0)
+    prepare(np)
+    before = np.random.get_state()
+    written = []
+    set_state = np.random.set_state
+    monkeypatch.setattr(np.random, "set_state", lambda s: written.append(1) or set_state(s))
+    net, step = _numpy_step(lambda: draw(np))
+    diagnose(net, step)
+    assert _numpy_states_equal(before, np.random.get_state())
+    assert bool(written) == writes
+
+
+def test_numpy_random_state_written_back_when_its_raw_bytes_cannot_be_read(monkeypatch):
+    np = pytest.importorskip("numpy")
+    from helpers.doctor import snapshot
+
+    np.random.seed(0)
+    before = np.random.get_state()
+    monkeypatch.setattr(snapshot, "_position_bytes", lambda v: b"\x00" * 5)  # wrong layout
+    saved = snapshot.NumpyRandom(np)
+    assert saved.raw is None and saved.changed()
+    np.random.rand(2)
+    saved.restore()
+    assert _numpy_states_equal(before, np.random.get_state())

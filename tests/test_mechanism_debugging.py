@@ -154,12 +154,23 @@ def test_vanishing_exploding_healthy():
         grad_flow.deep_mlp("nope")
 
 
-def test_chart_draws_one_line_per_case():
-    import matplotlib
+def test_chart_draws_one_line_per_case_on_a_log_scale():
+    chart = grad_flow.grad_flow_chart({"a": {"0": 1.0, "2": 0.1}, "b": {"0": 1.0, "2": 10.0}})
+    assert chart.series == {"a": [1.0, 0.1], "b": [1.0, 10.0]}
+    svg = chart._repr_svg_()
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 2 + 1  # a: 2 points + key
+    # log scale: 0.1 -> 1 and 1 -> 10 are the same height; 10 is above 1, 0.1 below
+    assert chart._y(0.1) - chart._y(1.0) == pytest.approx(chart._y(1.0) - chart._y(10.0))
+    assert chart._y(10.0) < chart._y(1.0) < chart._y(0.1)
+    assert 'role="img"' in svg and "<title>" in svg
+    assert "a: 1.0e+00 at layer 1, 1.0e-01 at layer 2" in chart.summary() in svg
+    assert repr(chart).splitlines()[1:] == ["  a: 1.00e+00, 1.00e-01", "  b: 1.00e+00, 1.00e+01"]
 
-    matplotlib.use("Agg")
-    fig = grad_flow.grad_flow_chart({"a": {"0": 1.0, "2": 0.1}, "b": {"0": 1.0, "2": 10.0}})
-    ax = fig.axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
-    assert ax.get_yscale() == "log"
-    assert list(ax.get_lines()[1].get_ydata()) == [1.0, 10.0]
+
+def test_chart_leaves_a_gap_for_a_missing_gradient():
+    nan = float("nan")
+    svg = grad_flow.grad_flow_chart({"a": {"0": 1.0, "2": nan, "4": 2.0, "6": 4.0}}).svg()
+    assert svg.count("<polyline") == 1          # layers 3-4; layer 1 alone is a point
+    assert svg.count("<circle") == 3 + 1        # three points drawn, and the legend's
+    with pytest.raises(ValueError, match="nothing to draw"):
+        grad_flow.grad_flow_chart({"a": {"0": nan, "2": 0.0}})

@@ -104,6 +104,36 @@ def test_idle_kernels_are_culled_after_15_minutes(how):
     assert ".cull_connected = True" in shown
 
 
+def test_kernel_websockets_turn_nagle_off():
+    """Binder and `make lab` serve kernel messages without Nagle's wait for a delayed ACK."""
+    shown = shown_config(["/bin/bash", str(ROOT / "binder" / "start")])
+    assert str(CONFIG_DIR / "jupyter_server_config.py") in shown
+    assert re.search(r"\.kernel_websocket_connection_class = .*NoDelayChannels", shown), shown
+
+
+def test_no_delay_channels_set_nodelay_before_connecting(monkeypatch):
+    from jupyter_server.services.kernels.connection.channels import (
+        ZMQChannelsWebsocketConnection,
+    )
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("jupyter_server_config.py", path=str(CONFIG_DIR)).load_config()
+    channels = config.ServerApp.kernel_websocket_connection_class
+    assert issubclass(channels, ZMQChannelsWebsocketConnection)
+    calls = []
+
+    class Handler:
+        def set_nodelay(self, value):
+            calls.append(("set_nodelay", value))
+
+    monkeypatch.setattr(ZMQChannelsWebsocketConnection, "connect",
+                        lambda self: calls.append("connect") or "nudged")
+    connection = channels.__new__(channels)
+    connection._trait_values["websocket_handler"] = Handler()  # no kernel needed
+    assert connection.connect() == "nudged"
+    assert calls == [("set_nodelay", True), "connect"]
+
+
 # --- classrooms: the README's nbgitpuller link works against a real Jupyter server ----------
 
 def readme_nbgitpuller_link():

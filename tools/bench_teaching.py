@@ -8,6 +8,7 @@ notebooks teach, recorded here so a reader can see how they vary.
 from bench_common import load_average, loads, markdown_table, spread, with_range
 
 TITLE = "Teaching measurements (notebooks 04, 05, 10)"
+MLP_WIDTH = 512  # costs.larger_mlp(width=512), as notebooks 04, 05 and 10 build it
 
 
 def measure(quick=False):
@@ -21,8 +22,8 @@ def measure(quick=False):
     load_before = load_average()
     net = helpers.toy_net()
     x, _ = helpers.toy_batch()
-    mlp = costs.larger_mlp()
-    mlp_x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(0))
+    mlp = costs.larger_mlp(width=MLP_WIDTH)
+    mlp_x = torch.randn(64, MLP_WIDTH, generator=torch.Generator().manual_seed(0))
 
     def no_grad_of(model, inputs):
         def run():
@@ -38,7 +39,7 @@ def measure(quick=False):
             lambda: net(x).detach(), exclude=net),
     }
     for batch in (64, 512):
-        inputs = torch.randn(batch, 1024)
+        inputs = torch.randn(batch, MLP_WIDTH)
         saved_04[f"larger MLP batch {batch}, grad mode"] = costs.saved_tensor_bytes(
             mlp, inputs, exclude=mlp)
         saved_04[f"larger MLP batch {batch}, no_grad"] = costs.saved_tensor_bytes(
@@ -63,7 +64,7 @@ def measure(quick=False):
     costs_10 = {"toy net (100 forwards per run)": [], "larger MLP, batch 64": []}
     for _ in range(runs):
         ratios_04[toy_04].append(ratio_04(net, x, 21, times=20))
-        ratios_04[mlp_04].append(ratio_04(mlp, torch.randn(64, 1024), 9))
+        ratios_04[mlp_04].append(ratio_04(mlp, torch.randn(64, MLP_WIDTH), 9))
         toy = {mode: r["ratio"] for mode, r in costs.mode_times(
             helpers.toy_net(), x, modes_05, baseline="no_grad", times=200, repeats=9).items()}
         big = {mode: r["ratio"] for mode, r in costs.mode_times(
@@ -71,8 +72,8 @@ def measure(quick=False):
         ratios_05["toy net (200 forwards per run)"].append(toy)
         ratios_05["larger MLP"].append(big)
         costs_10["toy net (100 forwards per run)"].append(
-            costs.mode_costs(net, x, times=100, repeats=21))
-        costs_10["larger MLP, batch 64"].append(costs.mode_costs(mlp, batch=64, repeats=21))
+            costs.mode_costs(net, x, times=100, repeats=9))
+        costs_10["larger MLP, batch 64"].append(costs.mode_costs(mlp, batch=64, repeats=9))
 
     return {
         "runs": runs,

@@ -57,7 +57,7 @@ DEFAULT_PYTHON = "3.12"
 IPYWIDGETS = "7.7.1"  # what Colab has
 # What the notebooks import, besides the helpers (installed from the tree with their own
 # dependencies) and what runs them.
-PACKAGES = ["torch", "numpy", "matplotlib", "ipywidgets", "ipykernel", "nbclient", "nbformat"]
+PACKAGES = ["torch", "numpy", "ipywidgets", "ipykernel", "nbclient", "nbformat"]
 OVERRIDDEN = {"torch", "numpy", "ipywidgets"}  # pinned per run, not from requirements*.txt
 COPY_EXCLUDES = [".venv", ".git", "build", "__pycache__", "*.egg-info", "slides", "test-output",
                  ".ipynb_checkpoints", "node_modules"]

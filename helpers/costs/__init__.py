@@ -13,7 +13,9 @@ notebooks 04, 05, 08, 10, 12 and ``make bench``. The modules, by what they measu
 - :mod:`.modes`: one forward in each gradient mode (:func:`forward_in_mode`,
   :func:`mode_times`, :func:`mode_memory`, :func:`mode_costs`);
 - :mod:`.models`: what they run on (:func:`larger_mlp`, :func:`transformer_encoder`,
-  :func:`padded_batch`).
+  :func:`padded_batch`);
+- :mod:`.trace`: the profiler's trace of one call, which :mod:`.memory` and :mod:`.operators`
+  read; :mod:`.chart`: bar charts as inline SVG (notebook 10's, via ``helpers.myths``).
 """
 
 from .memory import SavedBytes, peak_memory_bytes, saved_tensor_bytes

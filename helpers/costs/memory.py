@@ -1,13 +1,9 @@
 """Memory: the bytes autograd saves for backward, and the CPU allocator's peak."""
 
-import json
-import os
-import tempfile
-
 import torch
 from torch import nn
 
-from .quiet import quiet_stderr_fd
+from .trace import trace_events
 
 
 class SavedBytes:
@@ -104,19 +100,11 @@ def peak_memory_bytes(function, *args):
     storage only: not Python objects, not the process's RSS, and not memory a library (MKL,
     oneDNN) allocates on its own. Sizes do not depend on timing, so for a given function and
     inputs the result is deterministic. ``function``'s return value is dropped inside the
-    measured window, so it counts towards the peak but not after. Public API only: private
-    profiler event methods differ between torch versions. The profiler's own
-    start/stop lines (kineto writes them to file descriptor 2) are silenced.
+    measured window, so it counts towards the peak but not after. Public API only
+    (:func:`~helpers.costs.trace.trace_events`): private profiler event methods differ between
+    torch versions.
     """
-    with quiet_stderr_fd(), torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        function(*args)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "trace.json")
-        prof.export_chrome_trace(path)
-        with open(path, encoding="utf-8") as file:
-            trace = json.load(file)
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    events = trace_events(function, *args, profile_memory=True)
     cpu = 0  # the trace's "Device Type" of the CPU
     records = [event["args"] for event in sorted(
         (e for e in events if e.get("name") == "[memory]"

@@ -1,13 +1,14 @@
 """Operators: which kernels a function ran, e.g. whether a Transformer took its fast path.
 
-Deterministic: names from the profiler's public event list, whatever the timings.
+Deterministic: names from the profiler's trace, whatever the timings.
 """
 
 import contextlib
 
 import torch
 
-from .quiet import quiet_prototype_notice, quiet_stderr_fd
+from .quiet import quiet_prototype_notice
+from .trace import trace_events
 
 FAST_PATH_OPERATOR = "aten::_transformer_encoder_layer_fwd"
 
@@ -15,14 +16,13 @@ FAST_PATH_OPERATOR = "aten::_transformer_encoder_layer_fwd"
 def operators_run(function, *args):
     """The names of the operators ``function(*args)`` ran (``"aten::addmm"``, ...), as a set.
 
-    From the profiler's public event list, so it is deterministic: it shows *which* kernels
-    ran, for instance whether a Transformer layer took its fused fast path
-    (``"aten::_transformer_encoder_layer_fwd"``), whatever the timings.
+    From the profiler's trace (:func:`~helpers.costs.trace.trace_events`), so it is
+    deterministic: it shows *which* kernels ran, for instance whether a Transformer layer took
+    its fused fast path (``"aten::_transformer_encoder_layer_fwd"``), whatever the timings.
     """
-    with quiet_stderr_fd(), quiet_prototype_notice(), torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        function(*args)
-    return {event.name for event in prof.events()}
+    with quiet_prototype_notice():
+        events = trace_events(function, *args)
+    return {event["name"] for event in events if event.get("cat") == "cpu_op"}
 
 
 def fast_path_ran(function, *args):

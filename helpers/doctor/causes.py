@@ -51,18 +51,39 @@ def strided(grad):
     return grad.to_dense()
 
 
+FEW = 16  # up to this many scalars, item() each is cheaper than stack + tolist
+
+
+def floats(scalars):
+    """Python floats of 0-dim tensors: one ``item()`` each for a few, one ``stack`` for many."""
+    if len(scalars) <= FEW:
+        return [s.item() for s in scalars]
+    return torch.stack(scalars).tolist()
+
+
 def largest_abs(tensors):
     """The largest absolute value of each of ``tensors`` (0.0 for an empty one), one reduction."""
     full = [t for t in tensors if t.numel()]  # the infinity norm of an empty tensor raises
-    found = iter(torch.stack(torch._foreach_norm(full, float("inf"))).tolist() if full else [])
+    found = floats(torch._foreach_norm(full, float("inf"))) if full else []
+    if len(full) == len(tensors):
+        return found
+    found = iter(found)
     return [next(found) if t.numel() else 0.0 for t in tensors]
 
 
-def grad_states(grads):
-    """:func:`grad_state` of each of ``grads``, with one reduction for all of them."""
-    largest = iter(largest_abs([strided(g) for g in grads if g is not None]))
-    return ["None" if g is None else ("zeros" if next(largest) == 0 else "values")
-            for g in grads]
+def grad_states(grads, norms=None):
+    """:func:`grad_state` of each of ``grads``, with one reduction for all of them.
+
+    ``norms``: their 2-norms when already known (``None`` for a ``None`` grad). A 2-norm other
+    than 0 (NaN included) already shows a value other than 0; only a 2-norm of 0, which also
+    comes from values so small that their squares underflow, needs the largest-value check.
+    """
+    if norms is None:
+        norms = [0.0] * len(grads)  # not known: check every gradient
+    check = [strided(g) for g, n in zip(grads, norms) if g is not None and n == 0]
+    largest = iter(largest_abs(check))
+    return ["None" if g is None else ("zeros" if n == 0 and next(largest) == 0 else "values")
+            for g, n in zip(grads, norms)]
 
 
 class Facts:

@@ -45,7 +45,24 @@ def call_name(func):
     return name
 
 
+_KINDS = {}  # func -> (kind, name): it depends on func alone, so recorders share it
+MAX_KINDS = 4096  # a bound, so callables made on the fly cannot grow it without end
+
+
 def _classify(func):
+    """``(kind, name)`` of a torch call: IGNORE, USE or BACKWARD, and its readable name."""
+    try:
+        return _KINDS[func]
+    except KeyError:
+        found = _classify_uncached(func)
+        if len(_KINDS) < MAX_KINDS:
+            _KINDS[func] = found
+        return found
+    except TypeError:  # an unhashable callable
+        return _classify_uncached(func)
+
+
+def _classify_uncached(func):
     name = call_name(func)
     is_property = getattr(func, "__name__", "") == "__get__"
     if is_property:
@@ -172,7 +189,6 @@ class Recorder(TorchFunctionMode):
         self.seq = 0  # event counter: backward calls and step() calls, in order
         self.detail = detail
         self.in_step = 0
-        self._kinds = {}
         self._handles = []
         self._quiet = []
         self._closures = []
@@ -232,10 +248,8 @@ class Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         try:
-            kind, name = self._kinds[func]
-        except KeyError:
-            kind, name = self._kinds[func] = _classify(func)
-        except TypeError:  # an unhashable callable
+            kind, name = _KINDS[func]
+        except (KeyError, TypeError):
             kind, name = _classify(func)
         if kind == IGNORE:
             return func(*args, **kwargs)

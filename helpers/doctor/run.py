@@ -5,7 +5,7 @@ import inspect
 import torch
 from torch import nn
 
-from .causes import Facts, decide, grad_states, largest_abs, strided
+from .causes import Facts, decide, floats, grad_states, strided
 from .recording import Recorder, walk_graph
 from .report import Diagnosis, ParamReport
 from .snapshot import Snapshot
@@ -153,7 +153,10 @@ def _gather(watched, recorder, optimizers, losses, error, snapshot, requires_gra
     names = list(watched)
     tensors = [watched[n] for n in names]
     grads = [t.grad if t.is_leaf else None for t in tensors]
-    states = grad_states(grads)
+    present = [strided(g) for g in grads if g is not None]
+    norms = iter(floats(torch._foreach_norm(present)) if present else [])
+    norms = [None if g is None else next(norms) for g in grads]
+    states = grad_states(grads, norms)
     for t, state in zip(tensors, states):  # reached by a backward that finished, or its
         if id(t) in reached:  # .grad changed to values (zero_grad(set_to_none=False) is no sign)
             facts.received.add(id(t))
@@ -164,9 +167,6 @@ def _gather(watched, recorder, optimizers, losses, error, snapshot, requires_gra
     roots = [t for t in losses if t.grad_fn is not None and t.grad_fn not in facts.nodes]
     if roots:
         facts.nodes |= walk_graph(roots)[0]
-    present = [strided(g) for g in grads if g is not None]
-    norms = iter(torch.stack(torch._foreach_norm(present)).tolist() if present else [])
-    norms = [None if g is None else next(norms) for g in grads]
     moved = _moved(tensors, before)
     params = {}
     for name, t, grad, state, norm, changed in zip(names, tensors, grads, states, norms, moved):
@@ -187,22 +187,23 @@ def _same(a, b):
 
 
 def _moved(tensors, before):
-    """For each tensor, whether its values differ from ``before`` (one reduction for all)."""
-    pairs = [(t.detach(), before[id(t)]) for t in tensors if id(t) in before
-             and before[id(t)].shape == t.shape and before[id(t)].dtype == t.dtype
-             and t.dtype.is_floating_point]
-    if pairs:
-        diffs = torch._foreach_sub([a for a, _ in pairs], [b for _, b in pairs])
-        largest = iter(largest_abs(diffs))
+    """For each tensor, whether its values differ from ``before``.
+
+    For floating tensors of the same shape and dtype: whether the largest ``|now - before|`` is
+    not 0, which an infinity in ``before`` always makes true (``inf - inf`` is NaN).
+    """
     result = []
     for t in tensors:
         saved = before.get(id(t))
         if saved is None:
             result.append(False)
-        elif saved.shape == t.shape and saved.dtype == t.dtype and t.dtype.is_floating_point:
-            result.append(next(largest) != 0)
-        else:
-            result.append(not torch.equal(saved, t.detach()))
+            continue
+        now = t.detach()
+        changed = not torch.equal(saved, now)
+        if not changed and saved.shape == now.shape and saved.dtype == now.dtype \
+                and now.dtype.is_floating_point:
+            changed = bool(torch.isinf(saved).any())
+        result.append(changed)
     return result
 
 

@@ -9,7 +9,9 @@ counters, and plain attributes the step sets on modules.
 """
 
 import copy
+import ctypes
 import random
+import struct
 import sys
 
 import torch
@@ -85,6 +87,47 @@ class OptimizerState:
                             for k, (original, saved) in entries.items()}
 
 
+def _position_bytes(position):
+    """The generator's position as it lies in memory after its key: a C int."""
+    return struct.pack("i", position)
+
+
+class NumpyRandom:
+    """NumPy's global random state, written back only when the step may have changed it.
+
+    Reading and writing that state is slow next to a small training step, so the generator's
+    raw words and position (2,500 bytes, read in place) tell whether it moved: every draw moves
+    them except one that takes the Gaussian the legacy generator cached, so the state is written
+    back when they differ, when a Gaussian was cached, or when the generator object changed.
+    Not noticed: a ``set_state`` in the step to the same words and position with a different
+    cached Gaussian. Where the raw bytes cannot be read as expected, it is always written back.
+    """
+
+    def __init__(self, numpy):
+        self.numpy = numpy
+        self.state = numpy.random.get_state()
+        self.generator = self.raw = None
+        try:
+            rand = numpy.random.mtrand._rand
+            generator = rand._bit_generator
+            raw = self.state[1].tobytes() + _position_bytes(self.state[2])
+            if ctypes.string_at(generator.ctypes.state_address, len(raw)) == raw:
+                self.rand, self.generator, self.raw = rand, generator, raw
+        except (AttributeError, TypeError, IndexError):
+            pass
+
+    def changed(self):
+        """Whether the state may differ from the one saved."""
+        return (self.raw is None or bool(self.state[3])
+                or self.rand._bit_generator is not self.generator
+                or ctypes.string_at(self.generator.ctypes.state_address, len(self.raw))
+                != self.raw)
+
+    def restore(self):
+        if self.changed():
+            self.numpy.random.set_state(self.state)
+
+
 class Snapshot:
     """Everything ``model``, extra ``tensors`` and ``optimizers`` hold, to put back later."""
 
@@ -108,7 +151,7 @@ class Snapshot:
         self.rng = torch.get_rng_state()
         self.python_rng = random.getstate()
         numpy = sys.modules.get("numpy")
-        self.numpy_rng = numpy.random.get_state() if numpy is not None else None
+        self.numpy_rng = NumpyRandom(numpy) if numpy is not None else None
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
         self.cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
 
@@ -135,14 +178,13 @@ class Snapshot:
         with torch.no_grad():
             for state in self.tensors:
                 state.restore()
-        for state in self.optimizers.values():
-            state.restore()
-        with torch.no_grad():
+            for state in self.optimizers.values():
+                state.restore()
             for t, saved in self.others.values():
                 t.copy_(saved)
         torch.set_rng_state(self.rng)
         random.setstate(self.python_rng)
         if self.numpy_rng is not None:
-            sys.modules["numpy"].random.set_state(self.numpy_rng)
+            self.numpy_rng.restore()
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)

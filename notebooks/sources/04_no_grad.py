@@ -521,12 +521,12 @@ assert toy_bytes["grad mode, then .detach()"] == toy_bytes["grad mode"]
 # cheaper because it never does that work (why that is not about copying:
 # [03 · detach](03_detach.ipynb)).
 #
-# The toy net is tiny. A larger MLP (`costs.larger_mlp()`: four `Linear(1024, 1024)` + ReLU
-# layers, then `Linear(1024, 1)`) saves its input and each ReLU output: 5 tensors of
-# batch × 1024 floats. The saving grows with the batch.
+# The toy net is tiny. A larger MLP (`costs.larger_mlp(width=512)`: four `Linear(512, 512)` +
+# ReLU layers, then `Linear(512, 1)`) saves its input and each ReLU output: 5 tensors of
+# batch × 512 floats. The saving grows with the batch.
 
 # %%
-mlp = costs.larger_mlp()
+mlp = costs.larger_mlp(width=512)
 
 
 def mlp_forward_no_grad(inputs):
@@ -535,12 +535,12 @@ def mlp_forward_no_grad(inputs):
 
 
 for batch in (64, 512):
-    inputs = torch.randn(batch, 1024)
+    inputs = torch.randn(batch, 512)
     grad_bytes = costs.saved_tensor_bytes(mlp, inputs, exclude=mlp)
     no_grad_bytes = costs.saved_tensor_bytes(mlp_forward_no_grad, inputs, exclude=mlp)
     print(f"batch {batch:3d}: grad mode {grad_bytes / 2**20:5.2f} MiB, "
           f"no_grad {no_grad_bytes} bytes")
-    assert grad_bytes == 5 * batch * 1024 * FLOAT and no_grad_bytes == 0
+    assert grad_bytes == 5 * batch * 512 * FLOAT and no_grad_bytes == 0
 
 # %% [markdown]
 # ## Going deeper: exercises (about 10 minutes)
@@ -643,7 +643,7 @@ def ops_in(mode, model, inputs):
 
 same_ops = {name: ops_in("grad mode", model, inputs) == ops_in("no_grad", model, inputs)
             for name, model, inputs in [("toy net", net, x),
-                                        ("larger MLP", mlp, torch.randn(64, 1024))]}
+                                        ("larger MLP", mlp, torch.randn(64, 512))]}
 print("same operators in both modes:", same_ops)
 assert all(same_ops.values())
 
@@ -660,7 +660,7 @@ assert all(same_ops.values())
 
 # %% tags=["nbval-ignore-output"]
 toy_times = costs.mode_times(net, x, modes, times=20, repeats=21)
-mlp_times = costs.mode_times(mlp, torch.randn(64, 1024), modes, repeats=9)
+mlp_times = costs.mode_times(mlp, torch.randn(64, 512), modes, repeats=9)
 print(f"toy net, batch 8 (20 forwards per run): no_grad / grad mode = "
       f"{toy_times['no_grad']['ratio']:.2f}")
 print(f"larger MLP, batch 64:                   no_grad / grad mode = "
@@ -681,11 +681,11 @@ print("(measured in this run; it varies)")
 # The profiler shows it without any timing: the fused layer is the operator
 # `aten::_transformer_encoder_layer_fwd` (`costs.fast_path_ran` looks for it), fused attention
 # alone is `aten::_native_multi_head_attention`. The encoder below has 2 layers of width 128
-# and a batch of 16 sequences of 64 tokens, the last half of each one padding.
+# and a batch of 8 sequences of 64 tokens, the last half of each one padding.
 
 # %%
 encoder = costs.transformer_encoder()            # 2 layers, d_model 128, 4 heads, in eval()
-src, pad = costs.padded_batch()                  # (16, 64, 128) tokens; pad: True = padding
+src, pad = costs.padded_batch(batch=8)           # (8, 64, 128) tokens; pad: True = padding
 
 
 def encode():

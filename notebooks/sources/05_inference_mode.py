@@ -413,14 +413,14 @@ assert torch.equal(w.grad, torch.full((3,), 2.0))
 #   above what was held when it started. It comes from the profiler
 #   (`profile_memory=True` records every allocation and free), and counts tensor memory only.
 #
-# On the toy net and on a larger MLP (4 hidden layers of 1024 units, a batch of 64):
+# On the toy net and on a larger MLP (4 hidden layers of 512 units, a batch of 64):
 
 # %%
 from helpers import costs
 
 MODES = ("grad mode", "no_grad", "inference_mode")
-mlp = costs.larger_mlp()
-mlp_x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(0))
+mlp = costs.larger_mlp(width=512)
+mlp_x = torch.randn(64, 512, generator=torch.Generator().manual_seed(0))
 memory = {"toy net": costs.mode_memory(helpers.toy_net(), x, MODES),
           "larger MLP": costs.mode_memory(mlp, mlp_x, MODES)}
 for net_name, by_mode in memory.items():
@@ -433,8 +433,8 @@ for net_name, by_mode in memory.items():
 for by_mode in memory.values():
     assert by_mode["no_grad"] == by_mode["inference_mode"]       # same saving, to the byte
     assert by_mode["no_grad"]["saved_bytes"] == 0 < by_mode["grad mode"]["saved_bytes"]
-# In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 1024 floats each).
-activation = 64 * 1024 * 4
+# In grad mode the MLP keeps its input and all 4 ReLU outputs (64 x 512 floats each).
+activation = 64 * 512 * 4
 assert memory["larger MLP"]["grad mode"]["saved_bytes"] == 5 * activation
 assert memory["larger MLP"]["grad mode"]["peak_bytes"] == 5 * activation  # 4 ReLU + last Linear
 assert memory["larger MLP"]["no_grad"]["peak_bytes"] == 2 * activation    # input + output

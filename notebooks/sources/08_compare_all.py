@@ -462,23 +462,32 @@ helpers.check("08.3", answer)
 # `model.eval()` sets `training = False` on the model
 # and on every submodule, and for the classes of `torch.nn` it does nothing else: none of them
 # overrides `train()`, which `eval()` calls. A module behaves differently only if its code reads
-# that flag. These classes' code (their own or a parent class's) reads `self.training`, on the
+# that flag. These classes' methods (their own or a parent class's) read `self.training`, on the
 # PyTorch you have:
 
 # %%
+import functools
 import inspect
 
 
-def reads_training_flag(cls):
-    """True if the code of ``cls`` or of a parent module class mentions self.training."""
-    for klass in cls.__mro__:
-        if issubclass(klass, nn.Module) and klass is not nn.Module:
-            try:
-                if "self.training" in inspect.getsource(klass):
-                    return True
-            except (OSError, TypeError):     # no Python source to read
-                pass
+@functools.cache                             # parent classes are shared: read each once
+def mentions_training(klass):
+    """True if a method defined in ``klass`` itself mentions self.training."""
+    for attr in vars(klass).values():
+        method = getattr(attr, "__func__", attr)     # staticmethod, classmethod
+        method = getattr(method, "fget", method)     # property
+        try:
+            if inspect.isfunction(method) and "self.training" in inspect.getsource(method):
+                return True
+        except (OSError, TypeError):                 # no Python source to read
+            pass
     return False
+
+
+def reads_training_flag(cls):
+    """True if a method of ``cls`` or of a parent module class mentions self.training."""
+    return any(mentions_training(klass) for klass in cls.__mro__
+               if issubclass(klass, nn.Module) and klass is not nn.Module)
 
 
 readers = sorted(name for name, cls in vars(nn).items()

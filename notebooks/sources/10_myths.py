@@ -310,24 +310,21 @@ myths.verdict("inference_mode_much_faster")
 
 # %% [markdown]
 # `costs.mode_costs` runs one forward four ways (grad mode, `no_grad`, `inference_mode`, grad
-# mode then `.detach()`), timed in turns, and reports the median time as a ratio to grad mode
-# in the same run, the peak memory and the bytes saved for backward. Two networks: the toy net
-# (tiny ops) and `costs.larger_mlp()` (four `Linear(1024, 1024)` + ReLU, then
-# `Linear(1024, 1)`; batch 64). Times
-# vary, so the next two cells' outputs are not checked and nothing asserts a time.
+# mode then `.detach()`), timed in turns for 9 rounds, and reports the median time as a ratio
+# to grad mode in the same run, the peak memory and the bytes saved for backward. Two
+# networks: the toy net (tiny ops) and `costs.larger_mlp(width=512)` (four `Linear(512, 512)`
+# + ReLU, then `Linear(512, 1)`; batch 64). Times vary, so the next two cells' outputs are not
+# checked and nothing asserts a time.
 
 # %% tags=["nbval-ignore-output"]
 measured = {
-    "toy net": costs.mode_costs(net, x, times=100, repeats=21),
-    "larger MLP": costs.mode_costs(costs.larger_mlp(), batch=64, repeats=21),
+    "toy net": costs.mode_costs(net, x, times=100, repeats=9),
+    "larger MLP": costs.mode_costs(costs.larger_mlp(width=512), batch=64, repeats=9),
 }
 myths.cost_table(measured)
 
 # %% tags=["nbval-ignore-output"]
-import matplotlib.pyplot as plt
-
 myths.cost_chart(measured)
-plt.show()
 
 # %% [markdown]
 # Memory does not vary: `inference_mode` saves exactly what `no_grad` saves, on both networks.
@@ -350,8 +347,8 @@ for network, result in measured.items():
 # says which operators ran, without timing anything.
 
 # %%
-encoder = costs.transformer_encoder()     # 2 layers, eval(); 16 sequences, half padding
-src, pad = costs.padded_batch()
+encoder = costs.transformer_encoder()     # 2 layers, eval(); 8 sequences, half padding
+src, pad = costs.padded_batch(batch=8)
 fast_path = {mode: costs.fast_path_ran(costs.forward_in_mode(mode, encoder, (src, None, pad)))
              for mode in costs.FORWARD_MODES}
 print("Transformer encoder, fast path taken:", fast_path)
@@ -448,8 +445,8 @@ helpers.check("10.1", answer)
 # require grad; in (e) only L1 ran under `no_grad`, and L2 ran after the block.
 # </details>
 #
-# **10.2** The larger MLP, `mlp = costs.larger_mlp()`, on a batch of 16 rows,
-# `inputs = torch.randn(16, 1024)`. How many bytes does one forward save for backward, not
+# **10.2** The larger MLP, `mlp = costs.larger_mlp(width=512)`, on a batch of 16 rows,
+# `inputs = torch.randn(16, 512)`. How many bytes does one forward save for backward, not
 # counting the weights, in each mode of `costs.FORWARD_MODES` (grad mode, `no_grad`,
 # `inference_mode`, grad mode then `.detach()`)? Count by hand, then check with
 # `costs.saved_tensor_bytes(costs.forward_in_mode(mode, mlp, inputs), exclude=mlp)`. Answer
@@ -462,8 +459,8 @@ helpers.check("10.2", answer)
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# `(327680, 0, 0, 327680)`. Grad mode keeps the input (for the first weight's gradient) and
-# the four ReLU outputs, each 16 × 1024 floats of 4 bytes: 5 × 65,536. Detaching the output
+# `(163840, 0, 0, 163840)`. Grad mode keeps the input (for the first weight's gradient) and
+# the four ReLU outputs, each 16 × 512 floats of 4 bytes: 5 × 32,768. Detaching the output
 # afterwards comes too late: the forward has already saved them. `no_grad` and
 # `inference_mode` keep nothing.
 # </details>

@@ -506,10 +506,7 @@ assert max(healthy) < 10 * min(healthy)              # healthy: within a factor 
 # - **Healthy**: ReLU with Kaiming's initialisation keeps the norms within a factor of 10.
 
 # %%
-import matplotlib.pyplot as plt
-
 grad_flow.grad_flow_chart(norms)
-plt.show()
 
 # %% [markdown]
 # On your own model, `grad_flow.layer_grad_norms(model)` after any `backward()` gives the

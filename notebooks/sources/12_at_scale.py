@@ -265,13 +265,14 @@ assert not close(grads_with(batch_norm, [4, 4]), grads_with(batch_norm, [8]))
 # ## Going deeper: DistributedDataParallel on two real processes (12 minutes)
 # `DistributedDataParallel` (DDP) runs one copy of the model per process, each on its own part
 # of the batch, and during `backward()` it all-reduces the gradients so every copy ends with
-# their mean. The next cell starts two processes on this machine: `torch.multiprocessing` with
-# the "spawn" start method, the `gloo` backend, 127.0.0.1 and a free port, a timeout on the
-# rendezvous and on the whole run. Each process runs the scenarios named below and sends its
-# results back; the processes are stopped and joined whatever happens. Starting them takes a
-# while: each new process imports PyTorch. (A PyTorch without `gloo`
-# skips the run, says so here, and the DDP cells below show nothing; under `CI=true` that is
-# an error instead.)
+# their mean. The next cell starts two processes on this machine with `torch.multiprocessing`
+# and joins them into a process group: the `gloo` backend, 127.0.0.1 and a free port, a timeout
+# on the rendezvous and on the whole run. On Linux the processes are forked: each starts as a
+# copy of this kernel, with PyTorch already imported. Elsewhere they are spawned: each is a
+# fresh interpreter that imports PyTorch first, which takes seconds. Each
+# process runs the scenarios named below and sends its results back; the processes are stopped
+# and joined whatever happens. (A PyTorch without `gloo` skips the run, says so here, and the
+# DDP cells below show nothing; under `CI=true` that is an error instead.)
 
 # %%
 from helpers import distributed
