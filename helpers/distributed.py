@@ -256,8 +256,8 @@ def _worker(rank, world_size, port, folder, scenarios, timeout):
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     faulthandler.dump_traceback_later(0.9 * timeout)  # a hung process shows where, in the log
-    # One thread each: the processes share the cores, and a forked process then never enters an
-    # OpenMP parallel region (GNU OpenMP's thread pool does not survive a fork).
+    # One thread each: the processes share the cores, and a forked process then does not ask
+    # for OpenMP worker threads (GNU OpenMP's thread pool does not survive a fork).
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://{ADDRESS}:{port}", rank=rank,
                             world_size=world_size,

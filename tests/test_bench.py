@@ -582,3 +582,13 @@ def test_readme_memory_advice_follows_benchmarks_md():
     assert (int(low), int(high)) == (min(peaks), max(peaks))
     assert total == series.group(1)
     assert int(gigabytes) * 1000 >= int(total.replace(",", ""))
+
+
+def test_excess_by_cell_splits_the_peak_above_the_floor_between_cells():
+    # (code cell, first line, peak after it); floor 100: cell 0 reaches 90 (below the floor),
+    # cell 1 raises it to 130 (+30 above the floor), cell 2 adds nothing, cell 3 raises it to
+    # 150 (+20 above the 130 before it).
+    cells = [[0, "import sys", 90], [1, "a = 1", 130], [2, "b = 2", 130], [3, "c = 3", 150]]
+    assert memory.excess_by_cell(cells, 100) == [(1, "a = 1", 30), (3, "c = 3", 20)]
+    assert sum(rise for *_, rise in memory.excess_by_cell(cells, 100)) == 150 - 100
+    assert memory.excess_by_cell(cells, 200) == []  # never above the floor: nothing to name

@@ -2,7 +2,9 @@
 
 Each notebook runs top to bottom in a fresh kernel (nbclient, two kernels at a time, cwd
 notebooks/) with one cell appended that reads the kernel's own ``/proc/self/status``: VmHWM, the
-peak resident set of the kernel process, and VmRSS, what it still holds at the end. The floor is
+peak resident set of the kernel process, and VmRSS, what it still holds at the end; a probe
+after every code cell reads VmHWM, so that a peak over budget names the cells that raised it
+(:func:`excess_by_cell`). The floor is
 the same for a notebook that imports torch and the helpers and builds one optimizer (torch 2.13
 imports ``torch._dynamo`` on the first optimizer), measured in the same run. Budget: every
 notebook's peak <= 1.2 x the floor's. Beside it, sampled from outside, the highest summed RSS of
@@ -40,6 +42,11 @@ print(_json.dumps({"peak": int(_status["VmHWM"].split()[0]) * 1024,
 """
 
 
+# Run after every code cell: the kernel's peak so far (no names left behind, nothing displayed).
+PEAK_CELL = ('print(next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") '
+             'if line.startswith("VmHWM:")))')
+
+
 def MB(size):  # noqa: N802  (MB, the unit)
     return f"{size / 1e6:,.0f}"
 
@@ -73,7 +80,13 @@ def kernel_rss(path, every=0.05):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(RSS_CELL))
+    cells, first_lines = [], []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "code":
+            first_lines.append(next((line for line in cell.source.splitlines() if line), ""))
+            cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
+    nb.cells = cells + [nbformat.v4.new_code_cell(RSS_CELL)]
     highest, stop = [0, 0], threading.Event()
 
     def sample():
@@ -92,7 +105,28 @@ def kernel_rss(path, every=0.05):
         sampler.join()
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     result = json.loads(text.strip().splitlines()[-1])
-    return {**result, "tree": max(highest[0], result["peak"]), "most_processes": highest[1]}
+    probes = [c for c in nb.cells if c.cell_type == "code" and c.source == PEAK_CELL]
+    peaks = [int("".join(o.get("text", "") for o in c.outputs).split()[-1]) for c in probes]
+    return {**result, "tree": max(highest[0], result["peak"]), "most_processes": highest[1],
+            "cells": [[i, line, peak] for i, (line, peak) in enumerate(zip(first_lines, peaks))]}
+
+
+def excess_by_cell(cells, floor):
+    """``[(code cell, first line, bytes)]``, largest first: how far each cell took the kernel's
+    peak above both ``floor`` and the peak before it. They add up to peak - floor."""
+    found, before = [], 0
+    for index, line, peak in cells:
+        rise = peak - max(before, floor)
+        if rise > 0:
+            found.append((index, line, rise))
+        before = max(before, peak)
+    return sorted(found, key=lambda cell: -cell[2])
+
+
+def _cells_named(runs, floor, most=2):
+    """The cells of a notebook's first run that raised its peak above the floor the most."""
+    cells = excess_by_cell(runs[0].get("cells", []), floor)[:most]
+    return "; ".join(f"Cell {index} `{line[:50]}` +{MB(rise)} MB" for index, line, rise in cells)
 
 
 def server_rss(config=SERVER_CONFIG, wait=60):
@@ -299,7 +333,8 @@ def render(data, results):
         "Resident set (RSS, MB = 10^6 bytes) of each notebook's kernel, run top to bottom in a "
         "fresh kernel (nbclient, two kernels at a time) with one cell appended that reads "
         "`/proc/self/status`: **peak** = VmHWM, the most the kernel process ever held; **end** "
-        "= VmRSS after the last cell. **Floor** = a kernel that imports torch and the helpers "
+        "= VmRSS after the last cell. A one-line cell after every code cell reads VmHWM too, "
+        "so a peak over budget is traced to the cells that raised it. **Floor** = a kernel that imports torch and the helpers "
         "and builds one optimizer (the first optimizer imports `torch._dynamo`), "
         f"{len(data['floor'])} runs in this run: peak {MB(floor)} MB, end {MB(f_end)} MB "
         "(median). Each notebook ran "
@@ -342,10 +377,13 @@ def render(data, results):
         notes.append(
             f"Kernel peak RSS: {len(over)} of {len(names)} notebooks exceed "
             f"{BUDGET_PEAK_FACTOR:g} x the {MB(floor)} MB floor: "
-            + ", ".join(f"{name} {MB(peaks[name])} MB" for name in over)
+            + ", ".join(f"{name} {MB(peaks[name])} MB"
+                        + (f" (above the floor: {named})"
+                           if (named := _cells_named(data["notebooks"][name], floor)) else "")
+                        for name in over)
             + ". The floor is torch, the helpers' light core and torch._dynamo; what a notebook "
               "adds is what its own cells build and import (lazy helpers modules, larger "
-              "models, plotting), and a kernel keeps it: the end RSS of these notebooks is "
+              "models, torch.compile), and a kernel keeps it: the end RSS of these notebooks is "
               "within " + MB(max(peaks[n] - _median([r["end"] for r in data["notebooks"][n]])
                                  for n in over))
             + " MB of their peak.")
