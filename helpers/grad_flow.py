@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .graph import PANEL_STYLE
+from .graph import chart_svg_open
 
 CASES = {
     "vanishing": "sigmoid, default init",
@@ -118,11 +118,7 @@ class GradFlowChart:
         esc, bottom = html.escape, self.TOP + self.PLOT_HEIGHT
         height = bottom + 52 + self.LEGEND_ROW * len(self.series)
         right = self.WIDTH - self.RIGHT
-        label = esc(self.summary(), quote=True)
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.WIDTH} {height}" '
-                 f'width="{self.WIDTH}" height="{height}" role="img" aria-label="{label}" '
-                 'font-family="sans-serif" font-size="11" fill="#1a1a1a" style="max-width: '
-                 f'100%; height: auto; {PANEL_STYLE}">', f"<title>{label}</title>",
+        parts = [chart_svg_open(self.WIDTH, height, self.summary(), scalable=True),
                  f'<text x="{self.WIDTH / 2}" y="20" text-anchor="middle" font-size="14">'
                  f"{esc(self.title)}</text>",
                  f'<rect x="{self.LEFT}" y="{self.TOP}" width="{right - self.LEFT}" '

@@ -278,6 +278,18 @@ def svg_from_dot(source):
 PANEL_STYLE = "background: #f4f4f1; color: #1a1a1a; border-radius: 4px; padding: 2px"
 
 
+def chart_svg_open(width, height, words, scalable=False):
+    """The opening of a chart's ``<svg>`` on :data:`PANEL_STYLE`, dark text, with ``words`` (the
+    chart in words) as its text alternative (``role="img"``, ``aria-label``, ``<title>``).
+    ``scalable``: a viewBox, so it shrinks to fit a narrow page."""
+    label = html.escape(words, quote=True)
+    box = f'viewBox="0 0 {width} {height}" ' if scalable else ""
+    fit = "max-width: 100%; height: auto; " if scalable else ""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" {box}width="{width}" height="{height}" '
+            f'role="img" aria-label="{label}" font-family="sans-serif" font-size="11" '
+            f'fill="#1a1a1a" style="{fit}{PANEL_STYLE}"><title>{label}</title>')
+
+
 LEGEND = ("Arrows point from inputs to the loss; backward() runs against them. "
           "Blue: .grad holds a gradient. Grey dashed: .grad is None. "
           "\"not in graph\": no AccumulateGrad node in the loss's graph. "

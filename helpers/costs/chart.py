@@ -3,7 +3,7 @@ results without importing matplotlib (about 30 MB of kernel memory and a second 
 
 import html
 
-from ..graph import PANEL_STYLE  # a light panel, legible in dark themes too
+from ..graph import chart_svg_open  # a light panel, legible in dark themes too
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
@@ -34,11 +34,8 @@ class BarPanel:
         plot_w = self.WIDTH - self.LEFT - 10
         slot = plot_w / len(self.categories)
         bar = 0.8 * slot / len(self.series)
-        label = esc(" ".join(repr(self).split()), quote=True)  # the numbers, in words
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.WIDTH}" '
-                 f'height="{self.HEIGHT}" role="img" aria-label="{label}" '
-                 f'font-family="sans-serif" font-size="11" fill="#1a1a1a" '
-                 f'style="{PANEL_STYLE}"><title>{label}</title>',
+        words = " ".join(repr(self).split())  # the numbers, in words
+        parts = [chart_svg_open(self.WIDTH, self.HEIGHT, words),
                  f'<text x="{self.WIDTH / 2}" y="16" text-anchor="middle" font-size="13">'
                  f'{esc(self.title)}</text>',
                  f'<text x="12" y="{self._y(self.top / 2)}" text-anchor="middle" '
